@@ -1,0 +1,31 @@
+//! `cargo xtask ci`: the one command CI runs (`.ci/run` and GitHub Actions).
+//!
+//! Order: cheap checks first, so a formatting slip fails in seconds.
+
+use std::process::Command;
+
+use crate::{codegen, project};
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    let root = project::root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let cargo_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&root).args(args);
+        cmd
+    };
+    project::run(&mut cargo_cmd(&["fmt", "--all", "--", "--check"]))?;
+    codegen::run(codegen::Mode::Check)?;
+    project::run(&mut cargo_cmd(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    project::run(&mut cargo_cmd(&["test", "--workspace", "--locked"]))?;
+    eprintln!("xtask ci: all checks passed");
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! `cargo xtask`: project automation written in Rust, so that a fresh machine
+//! needs nothing but cargo (and, for the steps that drive real Temporal
+//! tools, python3 to install them from PyPI).
+//!
+//! Tasks:
+//! - `codegen [--check]`: regenerate `crates/payload-proto/src/generated/`
+//!   from `proto/`; with `--check`, fail when the committed files are stale.
+//! - `vectors [--check-rust]`: regenerate the golden vectors with the real
+//!   Python SDK in a local venv (`target/vectors-venv`); with
+//!   `--check-rust`, make Python decode what our codecs wrote.
+//! - `ci`: everything CI runs: fmt, clippy, codegen check, tests.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod ci;
+mod codegen;
+mod project;
+#[cfg(test)]
+mod tidy;
+mod vectors;
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  codegen [--check]      regenerate the prost types from proto/ (--check: fail if stale)
+  vectors [--check-rust] regenerate golden vectors with the real Python SDK
+                         (--check-rust: have Python decode what our codecs wrote)
+  ci                     fmt, clippy, codegen --check and the whole test suite
+";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["codegen"] => codegen::run(codegen::Mode::Write),
+        ["codegen", "--check"] => codegen::run(codegen::Mode::Check),
+        ["vectors"] => vectors::generate(),
+        ["vectors", "--check-rust"] => vectors::check_rust(),
+        ["ci"] => ci::run(),
+        ["help" | "--help" | "-h"] | [] => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown task or options {other:?}\n\n{USAGE}"),
+    }
+}
