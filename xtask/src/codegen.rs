@@ -38,7 +38,10 @@ pub(crate) fn run(mode: Mode) -> anyhow::Result<()> {
             stale.push(name.clone());
         }
     }
-    let extra: Vec<&String> = committed.keys().filter(|n| !fresh.contains_key(*n)).collect();
+    let extra: Vec<&String> = committed
+        .keys()
+        .filter(|n| !fresh.contains_key(*n))
+        .collect();
     match mode {
         Mode::Check => {
             if stale.is_empty() && extra.is_empty() {
@@ -54,7 +57,8 @@ pub(crate) fn run(mode: Mode) -> anyhow::Result<()> {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for name in &stale {
                 let path = dir.join(name);
-                fs::write(&path, &fresh[name]).with_context(|| format!("writing {}", path.display()))?;
+                fs::write(&path, &fresh[name])
+                    .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("codegen: wrote {}", path.display());
             }
             for name in extra {
@@ -147,7 +151,8 @@ fn read_dir_files(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
                 .and_then(|n| n.to_str())
                 .context("generated file name is not UTF-8")?
                 .to_owned();
-            let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text =
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             out.insert(name, text);
         }
     }
@@ -156,7 +161,12 @@ fn read_dir_files(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// Line endings and trailing blanks are not a difference worth failing on.
 fn normalize(text: &str) -> String {
-    text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim_end().to_owned()
+    text.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim_end()
+        .to_owned()
 }
 
 #[cfg(test)]

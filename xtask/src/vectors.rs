@@ -26,7 +26,14 @@ fn venv_python() -> anyhow::Result<PathBuf> {
             .context("creating the vectors venv (is python3 with the venv module installed?)")?;
         project::run(
             Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
                 .arg(&requirements),
         )?;
         std::fs::write(&stamp, wanted)?;
@@ -57,7 +64,15 @@ pub(crate) fn check_rust() -> anyhow::Result<()> {
     project::run(
         Command::new(cargo)
             .current_dir(&root)
-            .args(["test", "-p", "payload-codecs", "--test", "interop", "--", "write_rust_vectors"])
+            .args([
+                "test",
+                "-p",
+                "payload-codecs",
+                "--test",
+                "interop",
+                "--",
+                "write_rust_vectors",
+            ])
             .env("PAYLOADKIT_RUST_VECTORS_DIR", &out),
     )?;
     let python = venv_python()?;

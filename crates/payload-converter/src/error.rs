@@ -33,7 +33,9 @@ pub enum ConversionError {
         kind: &'static str,
     },
     /// A converter that requires `messageType` metadata did not find it.
-    #[error("payload with encoding `{encoding}` has no `messageType` metadata, which is needed to decode it")]
+    #[error(
+        "payload with encoding `{encoding}` has no `messageType` metadata, which is needed to decode it"
+    )]
     MissingMessageType {
         /// The payload's encoding.
         encoding: &'static str,
@@ -97,7 +99,10 @@ impl CodecErrorKind {
     /// Whether the input, rather than the codec or its environment, is at
     /// fault (so an HTTP server answers 4xx, not 500).
     pub fn is_input_fault(self) -> bool {
-        matches!(self, Self::InvalidPayload | Self::UnknownKey | Self::LimitExceeded)
+        matches!(
+            self,
+            Self::InvalidPayload | Self::UnknownKey | Self::LimitExceeded
+        )
     }
 }
 

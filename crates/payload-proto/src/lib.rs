@@ -147,6 +147,9 @@ mod tests {
         let payload = Payload::default();
         let json = serde_json::to_string(&payload).expect("serializes");
         assert_eq!(json, "{}");
-        assert_eq!(serde_json::from_str::<Payload>(&json).expect("parses"), payload);
+        assert_eq!(
+            serde_json::from_str::<Payload>(&json).expect("parses"),
+            payload
+        );
     }
 }
