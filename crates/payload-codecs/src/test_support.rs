@@ -1,0 +1,87 @@
+//! Shared helpers for the unit tests: running codec futures, test keys and
+//! proptest strategies for payloads.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use payload_converter::PayloadCodec;
+use payload_proto::temporal::api::common::v1::Payload;
+use payload_proto::temporal::api::common::v1::payload::ExternalPayloadDetails;
+use proptest::prelude::*;
+
+use crate::keyring::{KeyId, Keyring, SecretKey};
+
+/// Runs a codec future to completion.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime builds")
+        .block_on(future)
+}
+
+pub(crate) fn encode(codec: &dyn PayloadCodec, payloads: Vec<Payload>) -> Vec<Payload> {
+    block_on(codec.encode(payloads)).expect("encode succeeds")
+}
+
+pub(crate) fn decode(
+    codec: &dyn PayloadCodec,
+    payloads: Vec<Payload>,
+) -> Result<Vec<Payload>, payload_converter::PayloadCodecError> {
+    block_on(codec.decode(payloads))
+}
+
+pub(crate) fn id(s: &str) -> KeyId {
+    KeyId::new(s).expect("valid test key id")
+}
+
+pub(crate) fn key(byte: u8) -> SecretKey {
+    SecretKey::from_bytes(&[byte; 32]).expect("32 bytes")
+}
+
+/// A keyring of keys `a` (bytes 0x0a) and `b` (0x0b) with `active` active.
+pub(crate) fn keyring_ab(active: &str) -> Arc<Keyring> {
+    Arc::new(
+        Keyring::new(id(active), [(id("a"), key(0x0a)), (id("b"), key(0x0b))])
+            .expect("valid keyring"),
+    )
+}
+
+/// Payload data: random bytes (incompressible) or runs of few distinct
+/// bytes (compressible), 0 to 64 KiB.
+pub(crate) fn data() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..=65536),
+        (proptest::collection::vec(any::<u8>(), 1..4), 0usize..=65536)
+            .prop_map(|(pattern, len)| pattern.iter().copied().cycle().take(len).collect()),
+    ]
+}
+
+/// Any payload: random metadata, data and external payload details.
+pub(crate) fn payload() -> impl Strategy<Value = Payload> {
+    (
+        proptest::collection::btree_map(
+            "[a-zA-Z/_-]{0,12}",
+            proptest::collection::vec(any::<u8>(), 0..24),
+            0..4,
+        ),
+        data(),
+        proptest::collection::vec(any::<i64>(), 0..2),
+    )
+        .prop_map(|(metadata, data, sizes)| Payload {
+            metadata: metadata
+                .into_iter()
+                .map(|(k, v)| (k, Bytes::from(v)))
+                .collect(),
+            data: data.into(),
+            external_payloads: sizes
+                .into_iter()
+                .map(|size_bytes| ExternalPayloadDetails { size_bytes })
+                .collect(),
+        })
+}
+
+/// A batch of 0 to 4 payloads.
+pub(crate) fn batch() -> impl Strategy<Value = Vec<Payload>> {
+    proptest::collection::vec(payload(), 0..4)
+}
