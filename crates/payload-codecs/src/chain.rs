@@ -84,3 +84,132 @@ impl ChainBuilder {
         CodecChain::new(codecs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use payload_converter::PayloadExt;
+    use payload_proto::temporal::api::common::v1::Payload;
+    use proptest::prelude::*;
+    use prost::Message;
+
+    use super::*;
+    use crate::aes_gcm::ENCODING_ENCRYPTED;
+    use crate::test_support::{batch, decode, encode, keyring_ab};
+    use crate::zlib::ENCODING_ZLIB;
+    use crate::zstd::ENCODING_ZSTD;
+
+    fn compressible() -> Payload {
+        Payload::with_encoding("json/plain", "abc".repeat(2000).into_bytes())
+    }
+
+    #[test]
+    fn compress_then_encrypt_puts_encryption_outermost() {
+        let chain = ChainBuilder::new()
+            .compress_zstd(ZstdCodec::new())
+            .encrypt(keyring_ab("a"))
+            .build();
+        assert_eq!(chain.name(), "aes-256-gcm > zstd");
+        let out = encode(&chain, vec![compressible()]);
+        assert_eq!(out[0].encoding(), Some(ENCODING_ENCRYPTED));
+        // Peel the encryption only: a zstd payload is inside.
+        let inner = decode(&AesGcmCodec::new(keyring_ab("a")), out.clone()).unwrap();
+        assert_eq!(inner[0].encoding(), Some(ENCODING_ZSTD));
+        assert!(out[0].encoded_len() < compressible().encoded_len() / 10);
+        assert_eq!(decode(&chain, out).unwrap(), [compressible()]);
+    }
+
+    #[test]
+    fn steps_apply_in_the_order_given() {
+        let chain = ChainBuilder::new()
+            .encrypt(keyring_ab("a"))
+            .compress_zlib(ZlibCodec::new().with_always_encode(true))
+            .build();
+        assert_eq!(chain.name(), "zlib > aes-256-gcm");
+        let out = encode(&chain, vec![compressible()]);
+        assert_eq!(out[0].encoding(), Some(ENCODING_ZLIB));
+        assert_eq!(decode(&chain, out).unwrap(), [compressible()]);
+    }
+
+    #[test]
+    fn empty_builder_is_the_identity() {
+        let chain = ChainBuilder::new().build();
+        assert!(chain.is_empty());
+        assert_eq!(encode(&chain, vec![compressible()]), [compressible()]);
+    }
+
+    #[test]
+    fn plain_and_foreign_payloads_survive_decode() {
+        let chain = ChainBuilder::new()
+            .compress_zstd(ZstdCodec::new())
+            .compress_zlib(ZlibCodec::new())
+            .encrypt(keyring_ab("a"))
+            .build();
+        let foreign = vec![
+            compressible(),
+            Payload::with_encoding("binary/gzip", &b"\x1f\x8b"[..]),
+            Payload::default(),
+        ];
+        assert_eq!(decode(&chain, foreign.clone()).unwrap(), foreign);
+    }
+
+    #[test]
+    fn errors_keep_the_payload_index_through_the_chain() {
+        let chain = ChainBuilder::new()
+            .compress_zstd(ZstdCodec::new())
+            .encrypt(keyring_ab("a"))
+            .build();
+        let mut out = encode(&chain, vec![compressible(), compressible()]);
+        out[1].metadata.insert(
+            crate::METADATA_ENCRYPTION_KEY_ID.to_owned(),
+            bytes::Bytes::from_static(b"gone"),
+        );
+        let err = decode(&chain, out).unwrap_err();
+        assert_eq!(err.index(), Some(1));
+        assert_eq!(err.kind(), payload_converter::CodecErrorKind::UnknownKey);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn zstd_then_encrypt_round_trips(payloads in batch()) {
+            let chain = ChainBuilder::new()
+                .compress_zstd(ZstdCodec::new().with_min_size(0))
+                .encrypt(keyring_ab("b"))
+                .build();
+            let encoded = encode(&chain, payloads.clone());
+            prop_assert_eq!(encoded.len(), payloads.len());
+            prop_assert!(encoded.iter().all(|p| p.encoding() == Some(ENCODING_ENCRYPTED)));
+            prop_assert_eq!(decode(&chain, encoded).unwrap(), payloads);
+        }
+
+        #[test]
+        fn zlib_then_encrypt_round_trips_across_rotation(payloads in batch()) {
+            let build = |active: &str| ChainBuilder::new()
+                .compress_zlib(ZlibCodec::new())
+                .encrypt(keyring_ab(active))
+                .build();
+            let encoded = encode(&build("a"), payloads.clone());
+            prop_assert_eq!(encoded.len(), payloads.len());
+            // Key b becomes active; payloads under a still decode.
+            prop_assert_eq!(decode(&build("b"), encoded).unwrap(), payloads);
+        }
+
+        #[test]
+        fn arbitrary_outer_payloads_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..512),
+            encoding in prop_oneof![
+                Just(ENCODING_ENCRYPTED), Just(ENCODING_ZSTD), Just(ENCODING_ZLIB), Just("json/plain")
+            ],
+        ) {
+            let chain = ChainBuilder::new()
+                .compress_zstd(ZstdCodec::new())
+                .compress_zlib(ZlibCodec::new())
+                .encrypt(keyring_ab("a"))
+                .build();
+            let mut payload = Payload::with_encoding(encoding, data);
+            payload.metadata.insert(crate::METADATA_ENCRYPTION_KEY_ID.to_owned(), bytes::Bytes::from_static(b"a"));
+            let _ = decode(&chain, vec![payload]);
+        }
+    }
+}

@@ -3,8 +3,10 @@
 //!
 //! A compressed payload is
 //! `Payload { metadata: {"encoding": "binary/zstd"}, data: zstd(serialized inner Payload) }`
-//! (one zstd frame with the content size in its header).
+//! (we write one zstd frame with the content size in its header and a
+//! content checksum; any valid zstd data is accepted on decode).
 
+use ::zstd::zstd_safe::CParameter;
 use payload_converter::{BoxFuture, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 
@@ -96,7 +98,10 @@ impl Compression for ZstdCodec {
     }
 
     fn compress(&self, input: &[u8]) -> std::io::Result<Vec<u8>> {
-        ::zstd::bulk::compress(input, self.level)
+        let mut compressor = ::zstd::bulk::Compressor::new(self.level)?;
+        // A content checksum, so that corruption is detected on decode.
+        compressor.set_parameter(CParameter::ChecksumFlag(true))?;
+        compressor.compress(input)
     }
 
     fn decompress(&self, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
@@ -150,5 +155,203 @@ impl PayloadCodec for ZstdCodec {
         payloads: Vec<Payload>,
     ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
         Box::pin(async move { compressed::decode_batch(self, payloads) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use payload_converter::{CodecErrorKind, PayloadExt};
+    use proptest::prelude::*;
+    use prost::Message;
+
+    use super::*;
+    use crate::test_support::{batch, decode, encode};
+
+    fn inner(err: &PayloadCodecError) -> &CodecError {
+        err.inner().downcast_ref::<CodecError>().unwrap()
+    }
+
+    fn compressible(len: usize) -> Payload {
+        Payload::with_encoding("json/plain", "abcdefgh".repeat(len / 8).into_bytes())
+    }
+
+    fn zstd_payload(data: Vec<u8>) -> Payload {
+        Payload::with_encoding(ENCODING_ZSTD, data)
+    }
+
+    /// A serialized payload holding `mib` MiB of zeros, zstd-compressed in a
+    /// stream (never all in memory), with or without the size in the header.
+    fn bomb(mib: usize, declare_size: bool) -> Vec<u8> {
+        let zeros = vec![0u8; 1024 * 1024];
+        let total = mib * zeros.len();
+        // The serialized Payload up to its data: metadata, then field 2's tag
+        // and length.
+        let mut prefix = Payload::with_encoding("binary/plain", Bytes::new()).encode_to_vec();
+        prefix.push(0x12);
+        prost::encoding::encode_varint(total as u64, &mut prefix);
+        let mut encoder = ::zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        if declare_size {
+            encoder
+                .set_pledged_src_size(Some((prefix.len() + total) as u64))
+                .unwrap();
+        }
+        encoder.write_all(&prefix).unwrap();
+        for _ in 0..mib {
+            encoder.write_all(&zeros).unwrap();
+        }
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn compresses_large_compressible_payloads() {
+        let payload = compressible(64 * 1024);
+        let out = encode(&ZstdCodec::new(), vec![payload.clone()]);
+        assert_eq!(out[0].encoding(), Some(ENCODING_ZSTD));
+        assert_eq!(out[0].metadata.len(), 1);
+        assert!(out[0].encoded_len() < payload.encoded_len() / 10);
+        assert_eq!(
+            ::zstd::decode_all(&out[0].data[..]).unwrap(),
+            payload.encode_to_vec()
+        );
+        assert_eq!(decode(&ZstdCodec::new(), out).unwrap(), [payload]);
+    }
+
+    #[test]
+    fn skips_small_and_incompressible_payloads() {
+        let small = compressible(DEFAULT_ZSTD_MIN_SIZE - 100);
+        let mut noise = vec![0u8; 4096];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut noise).unwrap();
+        let noisy = Payload::with_encoding("binary/plain", noise);
+        let both = vec![small.clone(), noisy.clone()];
+        assert_eq!(encode(&ZstdCodec::new(), both.clone()), both);
+        // With no threshold the small one compresses, the noisy one still not.
+        let out = encode(&ZstdCodec::new().with_min_size(0), both);
+        assert_eq!(out[0].encoding(), Some(ENCODING_ZSTD));
+        assert_eq!(out[1], noisy);
+    }
+
+    #[test]
+    fn foreign_encodings_pass_through_decode() {
+        let foreign = vec![
+            Payload::with_encoding("binary/zlib", &b"\x78\x9cjunk"[..]),
+            Payload::with_encoding("binary/encrypted", &b"x"[..]),
+            Payload::default(),
+        ];
+        assert_eq!(decode(&ZstdCodec::new(), foreign.clone()).unwrap(), foreign);
+    }
+
+    #[test]
+    fn corrupted_and_truncated_data_are_invalid_payload() {
+        let good = encode(&ZstdCodec::new().with_level(19), vec![compressible(8192)]).remove(0);
+        let len = good.data.len();
+        let mut flipped = good.data.to_vec();
+        flipped[len / 2] ^= 0xff;
+        for data in [
+            good.data[..len - 1].to_vec(),
+            good.data[..len / 2].to_vec(),
+            Vec::new(),
+            b"not zstd at all".to_vec(),
+            flipped,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (case, data) = data;
+            let err = decode(
+                &ZstdCodec::new(),
+                vec![Payload::default(), zstd_payload(data)],
+            )
+            .expect_err(&format!("case {case}"));
+            assert_eq!(err.kind(), CodecErrorKind::InvalidPayload, "{err}");
+            assert_eq!(err.index(), Some(1));
+        }
+    }
+
+    #[test]
+    fn decompressed_bytes_that_are_not_a_payload_are_invalid_payload() {
+        let data = ::zstd::bulk::compress(b"\x0a\xff", 3).unwrap();
+        let err = decode(&ZstdCodec::new(), vec![zstd_payload(data)]).unwrap_err();
+        assert!(
+            matches!(
+                inner(&err),
+                CodecError::InvalidInnerPayload {
+                    encoding: ENCODING_ZSTD,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bombs_are_limit_exceeded_quickly() {
+        let limit = 1024 * 1024;
+        let codec = ZstdCodec::new().with_max_decoded_size(limit);
+        for declare_size in [false, true] {
+            let data = bomb(100, declare_size);
+            assert!(data.len() < 100_000, "{}", data.len());
+            let start = Instant::now();
+            let err = decode(&codec, vec![zstd_payload(data)]).unwrap_err();
+            assert!(start.elapsed() < Duration::from_secs(2));
+            assert_eq!(err.kind(), CodecErrorKind::LimitExceeded);
+            assert!(matches!(inner(&err), CodecError::TooLarge { limit: l, .. } if *l == limit));
+            assert_eq!(
+                err.to_string(),
+                "payload 0: the binary/zstd payload decompresses to more than 1048576 bytes, the \
+                 configured maximum; raise the codec's maximum decoded size if the payload is \
+                 legitimate"
+            );
+        }
+    }
+
+    #[test]
+    fn output_exactly_at_the_limit_is_accepted() {
+        let payload = compressible(4096);
+        let size = payload.encoded_len();
+        let encoded = encode(&ZstdCodec::new().with_min_size(0), vec![payload.clone()]);
+        let at = ZstdCodec::new().with_max_decoded_size(size);
+        assert_eq!(decode(&at, encoded.clone()).unwrap(), [payload]);
+        let below = ZstdCodec::new().with_max_decoded_size(size - 1);
+        assert_eq!(
+            decode(&below, encoded).unwrap_err().kind(),
+            CodecErrorKind::LimitExceeded
+        );
+    }
+
+    #[test]
+    fn window_limit_grows_with_the_output_limit() {
+        assert_eq!(window_log_max(0), 23);
+        assert_eq!(window_log_max(1024 * 1024), 23);
+        assert_eq!(window_log_max(64 * 1024 * 1024), 26);
+        assert_eq!(window_log_max(64 * 1024 * 1024 + 1), 27);
+        assert_eq!(window_log_max(usize::MAX), 30);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn decode_inverts_encode(payloads in batch(), min_size in prop_oneof![Just(0usize), Just(1024)]) {
+            let codec = ZstdCodec::new().with_min_size(min_size);
+            let encoded = encode(&codec, payloads.clone());
+            prop_assert_eq!(encoded.len(), payloads.len());
+            for (e, p) in encoded.iter().zip(&payloads) {
+                prop_assert!(e.encoded_len() <= p.encoded_len());
+            }
+            prop_assert_eq!(decode(&codec, encoded).unwrap(), payloads);
+        }
+
+        #[test]
+        fn arbitrary_zstd_data_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&ZstdCodec::new(), vec![zstd_payload(data.clone())]);
+            // Also behind a valid frame magic number.
+            let mut framed = vec![0x28, 0xb5, 0x2f, 0xfd];
+            framed.extend(data);
+            let _ = decode(&ZstdCodec::new(), vec![zstd_payload(framed)]);
+        }
     }
 }

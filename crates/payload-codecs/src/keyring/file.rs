@@ -155,7 +155,7 @@ impl KeyringFile {
         let line_of = |span: std::ops::Range<usize>| line_at(text, span.start);
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             KeyringError::new(KeyringErrorKind::Syntax {
-                message: e.message().trim_end().to_owned(),
+                message: redact_strings(e.message().trim_end()),
             })
             .at_line(e.span().map(|s| line_at(text, s.start)))
         })?;
@@ -446,6 +446,20 @@ fn decode_key(
     })
 }
 
+/// Replaces string values quoted in a TOML error message (`invalid type:
+/// string "...", expected ...`), which could be key material in the wrong
+/// place, with `"…"`.
+fn redact_strings(message: &str) -> String {
+    const MARK: &str = "string \"";
+    let Some(start) = message.find(MARK).map(|i| i + MARK.len()) else {
+        return message.to_owned();
+    };
+    let end = message[start..]
+        .find("\", expected")
+        .map_or(message.len(), |i| start + i);
+    format!("{}…{}", &message[..start], &message[end..])
+}
+
 /// 1-based line of byte `offset` in `text`.
 fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
@@ -503,3 +517,6 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
