@@ -1,0 +1,428 @@
+//! Configuration: a TOML file, overridden by environment variables and
+//! flags, validated once at load.
+//!
+//! With no file at all the server runs the embedded development default:
+//! `127.0.0.1:8888`, a development keyring (created on first run) for every
+//! namespace, CORS for the local dev Web UI, no auth.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The local dev server's Web UI origins (`temporal server start-dev`).
+pub const DEV_UI_ORIGINS: [&str; 2] = ["http://localhost:8233", "http://127.0.0.1:8233"];
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listening and limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Browser access.
+    #[serde(default)]
+    pub cors: CorsConfig,
+    /// HTTPS; absent means plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// The codec and auth for namespaces without a section of their own;
+    /// absent means such namespaces are refused.
+    pub default: Option<NamespaceConfig>,
+    /// Per-namespace codec and auth, by namespace name.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// Folder that relative paths resolve against (the config file's).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Listening address and request limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most payloads accepted in one request.
+    pub max_payloads: usize,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_secs: u64,
+    /// Most requests processed at once; more wait.
+    pub concurrency_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            max_body_bytes: 32 * 1024 * 1024,
+            max_payloads: 10_000,
+            request_timeout_secs: 30,
+            concurrency_limit: 256,
+        }
+    }
+}
+
+/// Which browser origins may call the server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Exact origins (`scheme://host[:port]`), or `"*"` for any origin
+    /// (not allowed together with credentials).
+    pub allowed_origins: Vec<String>,
+    /// Answer `Access-Control-Allow-Credentials: true` (the Web UI's
+    /// "include cross-origin credentials").
+    pub allow_credentials: bool,
+    /// Request headers allowed beyond `content-type`, `x-namespace`,
+    /// `authorization` and `authorization-extras`.
+    pub extra_allowed_headers: Vec<String>,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: DEV_UI_ORIGINS.iter().map(|o| (*o).to_owned()).collect(),
+            allow_credentials: false,
+            extra_allowed_headers: Vec::new(),
+        }
+    }
+}
+
+/// Certificate and key files (PEM), reloaded when they change.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+}
+
+/// A codec in a chain, by name.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CodecName {
+    /// AES-256-GCM with the namespace's keyring (`binary/encrypted`).
+    Encrypt,
+    /// zstd compression (`binary/zstd`).
+    Zstd,
+    /// Go-compatible zlib compression (`binary/zlib`).
+    Zlib,
+}
+
+/// How one namespace (or the default) is served.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceConfig {
+    /// The keyring file (needed when the chain encrypts).
+    pub keyring: Option<PathBuf>,
+    /// The codec chain, outermost layer first: `["encrypt", "zstd"]` means
+    /// payloads are compressed, then encrypted. Decoding also passes through
+    /// payloads none of these codecs owns.
+    #[serde(default = "default_chain")]
+    pub chain: Vec<CodecName>,
+    /// Who may call.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Refuse this namespace entirely.
+    #[serde(default)]
+    pub refuse: bool,
+}
+
+fn default_chain() -> Vec<CodecName> {
+    vec![CodecName::Encrypt]
+}
+
+/// Authentication of a namespace's callers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// No authentication.
+    #[default]
+    None,
+    /// Static bearer tokens, as SHA-256 hex digests.
+    Bearer {
+        /// Tokens that may encode and decode.
+        #[serde(default)]
+        token_sha256: Vec<String>,
+        /// Tokens that may only decode.
+        #[serde(default)]
+        read_only_token_sha256: Vec<String>,
+    },
+}
+
+/// Overrides from flags and environment variables, applied over the file.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Overrides {
+    /// Address to listen on, e.g. 0.0.0.0:8888.
+    #[arg(long, env = "CODEC_SERVER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Keyring file for the default namespace.
+    #[arg(long, env = "CODEC_SERVER_KEYRING")]
+    pub keyring: Option<PathBuf>,
+    /// Allowed browser origin (repeatable; replaces the configured list).
+    #[arg(
+        long = "allow-origin",
+        env = "CODEC_SERVER_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+    /// Answer CORS with credentials allowed.
+    #[arg(long, env = "CODEC_SERVER_ALLOW_CREDENTIALS")]
+    pub allow_credentials: bool,
+    /// Largest request body in bytes.
+    #[arg(long, env = "CODEC_SERVER_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The configuration could not be loaded or is invalid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (the message has the line).
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// The embedded development default; `dev_keyring` is used for every
+    /// namespace.
+    pub fn development(dev_keyring: PathBuf) -> Self {
+        Self {
+            server: ServerConfig::default(),
+            cors: CorsConfig::default(),
+            tls: None,
+            default: Some(NamespaceConfig {
+                keyring: Some(dev_keyring),
+                chain: default_chain(),
+                auth: AuthConfig::None,
+                refuse: false,
+            }),
+            namespaces: BTreeMap::new(),
+            base_dir: PathBuf::from("."),
+        }
+    }
+
+    /// Parses TOML text; relative paths resolve against `base_dir`.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Applies flag and environment overrides.
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(listen) = overrides.listen {
+            self.server.listen = listen;
+        }
+        if let Some(max) = overrides.max_body_bytes {
+            self.server.max_body_bytes = max;
+        }
+        if !overrides.allow_origins.is_empty() {
+            self.cors
+                .allowed_origins
+                .clone_from(&overrides.allow_origins);
+        }
+        if overrides.allow_credentials {
+            self.cors.allow_credentials = true;
+        }
+        if let Some(keyring) = &overrides.keyring {
+            let default = self.default.get_or_insert_with(|| NamespaceConfig {
+                keyring: None,
+                chain: default_chain(),
+                auth: AuthConfig::None,
+                refuse: false,
+            });
+            default.keyring = Some(keyring.clone());
+        }
+    }
+
+    /// Resolves `path` against the config file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Checks values that the schema alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes must be at least 1024".into());
+        }
+        if self.server.max_payloads == 0
+            || self.server.concurrency_limit == 0
+            || self.server.request_timeout_secs == 0
+        {
+            return invalid(
+                "server.max_payloads, concurrency_limit and request_timeout_secs must be positive"
+                    .into(),
+            );
+        }
+        for origin in &self.cors.allowed_origins {
+            if origin == "*" {
+                if self.cors.allow_credentials {
+                    return invalid(
+                        "cors.allowed_origins has \"*\" with allow_credentials: browsers refuse a wildcard \
+                         origin with credentials; list the exact UI origins instead"
+                            .into(),
+                    );
+                }
+            } else if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+                || origin[origin.find("://").map_or(0, |i| i + 3)..].contains('/')
+            {
+                return invalid(format!(
+                    "cors origin `{origin}` must be scheme://host[:port] with no path or trailing slash, \
+                     e.g. http://localhost:8233"
+                ));
+            }
+        }
+        let sections = self
+            .default
+            .iter()
+            .map(|d| ("default".to_owned(), d))
+            .chain(
+                self.namespaces
+                    .iter()
+                    .map(|(n, c)| (format!("namespaces.{n}"), c)),
+            );
+        for (name, section) in sections {
+            if section.refuse {
+                continue;
+            }
+            if section.chain.contains(&CodecName::Encrypt) && section.keyring.is_none() {
+                return invalid(format!("[{name}] encrypts but names no `keyring` file"));
+            }
+            let mut seen = Vec::new();
+            for codec in &section.chain {
+                if seen.contains(codec) {
+                    return invalid(format!("[{name}] chain lists {codec:?} twice"));
+                }
+                seen.push(*codec);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config = Config::from_toml(text, Path::new("/etc/codec/config.toml"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let config = parse(
+            r#"
+            [server]
+            listen = "0.0.0.0:9000"
+            max_body_bytes = 67108864
+            [cors]
+            allowed_origins = ["https://cloud.temporal.io"]
+            allow_credentials = true
+            [default]
+            keyring = "keys.toml"
+            chain = ["encrypt", "zstd"]
+            [namespaces.payments]
+            keyring = "/secure/payments.toml"
+            auth = { mode = "bearer", token_sha256 = ["00"] }
+            [namespaces.legacy]
+            refuse = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.port(), 9000);
+        assert_eq!(
+            config.default.as_ref().unwrap().chain,
+            [CodecName::Encrypt, CodecName::Zstd]
+        );
+        assert_eq!(
+            config.resolve(Path::new("keys.toml")),
+            Path::new("/etc/codec/keys.toml")
+        );
+        assert!(config.namespaces["legacy"].refuse);
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        let err = parse("[server]\nlisten = \"nope\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        let err = parse("[server]\nlisten_addr = \"0.0.0.0:1\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `listen_addr`"), "{err}");
+        let err = parse("[cors]\nallowed_origins=[\"*\"]\nallow_credentials=true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wildcard"), "{err}");
+        let err = parse("[cors]\nallowed_origins=[\"http://localhost:8233/\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no path or trailing slash"), "{err}");
+        let err = parse("[default]\nchain=[\"encrypt\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no `keyring`"), "{err}");
+        let err = parse("[default]\nkeyring=\"k\"\nauth={mode=\"magic\"}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("magic"), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut config = parse("[server]\nlisten = \"127.0.0.1:1\"").unwrap();
+        config.apply(&Overrides {
+            listen: Some("127.0.0.1:2".parse().unwrap()),
+            keyring: Some(PathBuf::from("k.toml")),
+            allow_origins: vec!["https://ui.example".into()],
+            ..Default::default()
+        });
+        assert_eq!(config.server.listen.port(), 2);
+        assert_eq!(config.cors.allowed_origins, ["https://ui.example"]);
+        assert_eq!(
+            config.default.unwrap().keyring.unwrap(),
+            Path::new("k.toml")
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The one place errors become HTTP answers.
+//!
+//! Client faults (bad JSON or base64, an unknown key id, too large, wrong
+//! method or content type, missing credentials) are 4xx with a JSON body
+//! `{"error": "<code>", "detail": "<what was wrong and what to do>"}`; our own
+//! faults are 500 with an opaque detail, and the cause is logged instead.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use payload_converter::{CodecErrorKind, PayloadCodecError};
+use serde::Serialize;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body is not valid JSON or not a `Payloads` object.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// A payload field is malformed (for example bad base64).
+    #[error("{0}")]
+    InvalidPayload(String),
+    /// The body is larger than the configured limit.
+    #[error(
+        "request body is larger than the limit of {limit} bytes; raise `server.max_body_bytes` if payloads this large are expected"
+    )]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Too many payloads in one request.
+    #[error(
+        "request has {count} payloads, more than the limit of {limit}; raise `server.max_payloads`"
+    )]
+    TooManyPayloads {
+        /// Payloads in the request.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The request's content type is not JSON.
+    #[error("content type `{0}` is not supported; send `Content-Type: application/json`")]
+    UnsupportedMediaType(String),
+    /// No such route.
+    #[error(
+        "no route for `{0}`; the Codec Server answers POST …/encode, POST …/decode, GET /healthz, /readyz and /metrics"
+    )]
+    NotFound(String),
+    /// Known route, wrong method.
+    #[error("method {method} is not allowed on `{path}`; use {allowed}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The path.
+        path: String,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+    /// `/download` is not available.
+    #[error(
+        "this Codec Server has no external storage driver configured, so it cannot download externally stored payloads"
+    )]
+    DownloadUnavailable,
+    /// No or invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials without the needed permission.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The namespace is refused by configuration.
+    #[error("namespace `{0}` is not served by this Codec Server")]
+    NamespaceRefused(String),
+    /// A codec refused a payload (unknown key, corrupt data, limit).
+    #[error("{0}")]
+    Codec(PayloadCodecError),
+    /// The request took longer than the configured timeout.
+    #[error("request timed out after {0} seconds")]
+    Timeout(u64),
+    /// The server is at its concurrency limit.
+    #[error("the server is at its concurrency limit; retry shortly")]
+    Overloaded,
+    /// Our fault; the detail is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// What a client sees of our own faults.
+const OPAQUE_DETAIL: &str = "internal error; the server log has the cause";
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    detail: String,
+}
+
+impl ApiError {
+    /// The HTTP status and the short machine-readable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::InvalidPayload(_) => (StatusCode::BAD_REQUEST, "invalid_payload"),
+            ApiError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::TooManyPayloads { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_many_payloads")
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
+            ApiError::DownloadUnavailable => (StatusCode::NOT_FOUND, "download_unavailable"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NamespaceRefused(_) => (StatusCode::FORBIDDEN, "namespace_refused"),
+            ApiError::Codec(err) => match err.kind() {
+                CodecErrorKind::UnknownKey => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_key"),
+                CodecErrorKind::InvalidPayload => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "undecodable_payload")
+                }
+                CodecErrorKind::LimitExceeded => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded")
+                }
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
+            ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<PayloadCodecError> for ApiError {
+    fn from(err: PayloadCodecError) -> Self {
+        if err.kind().is_input_fault() {
+            ApiError::Codec(err)
+        } else {
+            ApiError::Internal(err.to_string())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let detail = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error answering a request");
+                OPAQUE_DETAIL.to_owned()
+            }
+            ApiError::Codec(err) if status.is_server_error() => {
+                tracing::error!(cause = %err, "codec failed answering a request");
+                OPAQUE_DETAIL.to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::to_vec(&ErrorBody {
+            error: code,
+            detail,
+        })
+        .unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let ApiError::MethodNotAllowed { allowed, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allowed));
+        }
+        response
+    }
+}

@@ -1,0 +1,134 @@
+//! A production Temporal Codec Server.
+//!
+//! The Temporal CLI and Web UI send payloads they cannot read to
+//! `POST …/decode` (and values to store to `POST …/encode`) as proto3 JSON
+//! `{"payloads":[…]}`; this server runs them through the namespace's codec
+//! chain (AES-256-GCM with a rotating keyring, zstd, zlib) and answers with
+//! the same number of payloads in the same order.
+//!
+//! - [`router`]: the axum router (an API boundary: embed it in your own
+//!   server), over an [`AppState`].
+//! - [`serve`] / [`serve_on`]: bind, serve, reload keys on SIGHUP or when
+//!   keyring files change, shut down gracefully.
+//! - [`Config`]: TOML + environment + flags; [`Config::development`] is the
+//!   embedded default that `cargo run -p codec-server` uses.
+//! - [`RemotePayloadCodec`]: a `PayloadCodec` that calls a Codec Server over
+//!   HTTP.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), codec_server::ServeError> {
+//! let config = codec_server::Config::load("codec-server.toml".as_ref())?;
+//! codec_server::serve(config, async { tokio::signal::ctrl_c().await.ok(); }).await
+//! # }
+//! ```
+
+pub mod auth;
+mod body;
+pub mod config;
+mod cors;
+pub mod dev;
+mod error;
+mod metrics;
+mod namespaces;
+mod reload;
+mod remote;
+mod routes;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub use crate::config::{Config, ConfigError, Overrides};
+pub use crate::cors::InvalidCorsValue;
+pub use crate::error::ApiError;
+pub use crate::namespaces::{BuildError, build_namespaces};
+pub use crate::remote::{RemoteCodecError, RemotePayloadCodec};
+pub use crate::state::{AppState, NamespacePolicy, NamespaceTable};
+
+/// The server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Keyrings or codecs could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// CORS settings are invalid.
+    #[error(transparent)]
+    Cors(#[from] InvalidCorsValue),
+    /// Binding or serving failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The router for `state`, with CORS from `config`.
+pub fn router(state: AppState, config: &Config) -> Result<Router, ServeError> {
+    let cors = cors::layer(&config.cors)?;
+    Ok(Router::new()
+        .route("/healthz", get(routes::healthz).fallback(routes::get_only))
+        .route("/readyz", get(routes::readyz).fallback(routes::get_only))
+        .route("/metrics", get(routes::metrics).fallback(routes::get_only))
+        .fallback(routes::dispatch)
+        // The codec routes enforce `server.max_body_bytes` themselves.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::observe,
+        ))
+        .layer(cors)
+        .with_state(state))
+}
+
+/// Validates `config`, loads its keyrings and builds the state.
+pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
+    config.validate()?;
+    let namespaces = build_namespaces(config)?;
+    Ok(AppState::new(namespaces, config.server.clone()))
+}
+
+/// Serves on `config.server.listen` until `shutdown` completes.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    serve_on(listener, config, shutdown).await
+}
+
+/// Serves on an already bound listener until `shutdown` completes, reloading
+/// keyrings on SIGHUP and when their files change. Requests in flight finish
+/// before it returns.
+pub async fn serve_on(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = build_state(&config)?;
+    let app = router(state.clone(), &config)?;
+    let reloader = reload::spawn(state, config);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    reloader.abort();
+    Ok(result?)
+}

@@ -1,0 +1,114 @@
+//! `codec-server`: serve Temporal payload codecs to the CLI and Web UI.
+//!
+//! With no `--config`, runs the embedded development default (see
+//! `codec_server::dev`).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use codec_server::{Config, Overrides, dev};
+
+/// A production Temporal Codec Server: decodes and encodes payloads for the
+/// Temporal CLI and Web UI with AES-256-GCM keyrings, zstd and zlib.
+#[derive(Debug, Parser)]
+#[command(version, after_long_help = EXAMPLES)]
+struct Args {
+    /// TOML configuration file (default: the embedded development setup).
+    #[arg(long, short, env = "CODEC_SERVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and keyrings, then exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Log filter, e.g. `info`, `debug`, `codec_server=debug`.
+    #[arg(long, env = "CODEC_SERVER_LOG", default_value = "info")]
+    log: String,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+const EXAMPLES: &str = "Examples:
+  codec-server                                  # dev server on 127.0.0.1:8888
+  codec-server --config /etc/codec-server.toml --check-config
+  CODEC_SERVER_LISTEN=0.0.0.0:8888 codec-server --config codec-server.toml";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("codec-server: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let development = args.config.is_none();
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => {
+            let cwd = std::env::current_dir().context("reading the working directory")?;
+            let keyring = dev::dev_keyring_path(&cwd);
+            if dev::ensure_dev_keyring(&keyring).context("creating the development keyring")? {
+                eprintln!(
+                    "codec-server: created a development keyring at {}",
+                    keyring.display()
+                );
+            }
+            Config::development(keyring)
+        }
+    };
+    config.apply(&args.overrides);
+    // Loads every keyring, so --check-config proves the keys are usable.
+    codec_server::build_state(&config)?;
+    if args.check_config {
+        println!("configuration is valid");
+        return Ok(());
+    }
+    let endpoint = format!("http://{}", config.server.listen);
+    if development {
+        eprintln!(
+            "codec-server: development mode (no --config): any namespace, no auth, CORS for the local Web UI.\n\
+             Use it with:\n  \
+             temporal server start-dev --ui-codec-endpoint {endpoint}\n  \
+             temporal workflow show -w <workflow-id> --codec-endpoint {endpoint}"
+        );
+    }
+    tracing::info!(%endpoint, "listening");
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(codec_server::serve(config, shutdown_signal()))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,109 @@
+//! Building the namespace table from the configuration: load each keyring
+//! once (a keyring shared by several namespaces is loaded once), build each
+//! codec chain, and set up each namespace's auth.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use payload_codecs::{AesGcmCodec, Keyring, KeyringError, ZlibCodec, ZstdCodec};
+use payload_converter::{CodecChain, PayloadCodec};
+
+use crate::auth::{Auth, BadTokenHash, BearerTokens};
+use crate::config::{AuthConfig, CodecName, Config, NamespaceConfig};
+use crate::state::{NamespacePolicy, NamespaceTable};
+
+/// A namespace could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A keyring file could not be loaded.
+    #[error("[{section}] keyring: {source}")]
+    Keyring {
+        /// The config section.
+        section: String,
+        /// Why (boxed: keyring errors carry a path and a message).
+        source: Box<KeyringError>,
+    },
+    /// A bearer token hash is malformed.
+    #[error("[{section}] auth: {source}")]
+    Token {
+        /// The config section.
+        section: String,
+        /// Why.
+        source: BadTokenHash,
+    },
+}
+
+/// Builds the namespace table for `config`, reading keyring files and
+/// environment variables they reference.
+pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
+    let mut keyrings: HashMap<PathBuf, Arc<Keyring>> = HashMap::new();
+    let env = |name: &str| std::env::var(name).ok();
+    let mut build = |section: &str, ns: &NamespaceConfig| -> Result<NamespacePolicy, BuildError> {
+        let keyring = match &ns.keyring {
+            Some(path) => {
+                let path = config.resolve(path);
+                match keyrings.get(&path) {
+                    Some(k) => Some(k.clone()),
+                    None => {
+                        let loaded = Arc::new(Keyring::load(&path, &env).map_err(|source| {
+                            BuildError::Keyring {
+                                section: section.to_owned(),
+                                source: Box::new(source),
+                            }
+                        })?);
+                        keyrings.insert(path, loaded.clone());
+                        Some(loaded)
+                    }
+                }
+            }
+            None => None,
+        };
+        let codecs: Vec<Arc<dyn PayloadCodec>> = ns
+            .chain
+            .iter()
+            .filter_map(|name| -> Option<Arc<dyn PayloadCodec>> {
+                match name {
+                    // Validation guarantees a keyring when the chain encrypts.
+                    CodecName::Encrypt => {
+                        keyring.clone().map(|k| Arc::new(AesGcmCodec::new(k)) as _)
+                    }
+                    CodecName::Zstd => Some(Arc::new(ZstdCodec::default())),
+                    CodecName::Zlib => Some(Arc::new(ZlibCodec::default())),
+                }
+            })
+            .collect();
+        let auth = match &ns.auth {
+            AuthConfig::None => Auth::None,
+            AuthConfig::Bearer {
+                token_sha256,
+                read_only_token_sha256,
+            } => Auth::Bearer(
+                BearerTokens::from_hashes(token_sha256, read_only_token_sha256).map_err(
+                    |source| BuildError::Token {
+                        section: section.to_owned(),
+                        source,
+                    },
+                )?,
+            ),
+        };
+        Ok(NamespacePolicy {
+            codec: Arc::new(CodecChain::new(codecs)),
+            auth,
+        })
+    };
+    let default = match &config.default {
+        Some(ns) if !ns.refuse => Some(build("default", ns)?),
+        _ => None,
+    };
+    let mut table = NamespaceTable::new(default);
+    for (name, ns) in &config.namespaces {
+        if ns.refuse {
+            table.refuse(name.clone());
+        } else {
+            table.insert(name.clone(), build(&format!("namespaces.{name}"), ns)?);
+        }
+    }
+    Ok(table)
+}

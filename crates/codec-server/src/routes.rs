@@ -1,0 +1,316 @@
+//! The HTTP routes.
+//!
+//! `POST <any prefix>/encode`, `POST <any prefix>/decode` and
+//! `POST <any prefix>/download` (query strings allowed), `GET /healthz`,
+//! `GET /readyz` and `GET /metrics`. Each codec request goes: method →
+//! content type → namespace → auth → body (bounded) → payloads → codec →
+//! answer with the same count and order.
+
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use payload_proto::temporal::api::common::v1::Payload;
+
+use crate::auth::Access;
+use crate::body::{parse_payloads, write_payloads};
+use crate::error::ApiError;
+use crate::metrics::RequestStats;
+use crate::state::AppState;
+
+/// Bodies above this are decoded off the I/O threads.
+const OFFLOAD_BYTES: usize = 256 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Encode,
+    Decode,
+    Download,
+}
+
+impl Action {
+    fn route(self) -> &'static str {
+        match self {
+            Action::Encode => "encode",
+            Action::Decode => "decode",
+            Action::Download => "download",
+        }
+    }
+}
+
+/// Splits `/a/b/decode` into (`/a/b`, Decode).
+fn action_of(path: &str) -> Option<(&str, Action)> {
+    let (prefix, last) = path.trim_end_matches('/').rsplit_once('/')?;
+    let action = match last {
+        "encode" => Action::Encode,
+        "decode" => Action::Decode,
+        "download" => Action::Download,
+        _ => return None,
+    };
+    Some((prefix, action))
+}
+
+/// The namespace: `X-Namespace`, else the last prefix segment when it names
+/// a configured namespace, else empty (the default section).
+fn namespace_of(headers: &HeaderMap, prefix: &str, state: &AppState) -> String {
+    if let Some(ns) = headers
+        .get("x-namespace")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        return ns.to_owned();
+    }
+    match prefix.rsplit('/').next() {
+        Some(segment) if state.namespaces().has(segment) => segment.to_owned(),
+        _ => String::new(),
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("<not text>");
+    let mime = text.split(';').next().unwrap_or_default().trim();
+    if mime.eq_ignore_ascii_case("application/json") || mime.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.to_owned()))
+    }
+}
+
+/// Every request that is not health or metrics lands here.
+pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let Some((prefix, action)) = action_of(&path) else {
+        return with_stats(
+            ApiError::NotFound(path.clone()).into_response(),
+            RequestStats {
+                route: "other",
+                error: Some("not_found"),
+                ..Default::default()
+            },
+        );
+    };
+    let mut stats = RequestStats {
+        route: action.route(),
+        ..Default::default()
+    };
+    let result = handle(&state, request, prefix.to_owned(), action, &mut stats).await;
+    let response = match result {
+        Ok(body) => {
+            stats.bytes_out = body.len();
+            let mut response = (StatusCode::OK, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(err) => {
+            stats.error = Some(err.status_and_code().1);
+            err.into_response()
+        }
+    };
+    with_stats(response, stats)
+}
+
+fn with_stats(mut response: Response, stats: RequestStats) -> Response {
+    response.extensions_mut().insert(stats);
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    request: Request,
+    prefix: String,
+    action: Action,
+    stats: &mut RequestStats,
+) -> Result<Vec<u8>, ApiError> {
+    if request.method() != Method::POST {
+        return Err(ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            allowed: "POST",
+        });
+    }
+    let headers = request.headers();
+    check_content_type(headers)?;
+    let namespace = namespace_of(headers, &prefix, state);
+    stats.namespace.clone_from(&namespace);
+    let policy = state.namespaces().policy(&namespace)?;
+    let access = if action == Action::Encode {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    policy.auth.check(headers, &namespace, access)?;
+    if action == Action::Download {
+        return Err(ApiError::DownloadUnavailable);
+    }
+
+    let limits = state.limits();
+    let deadline = Duration::from_secs(limits.request_timeout_secs);
+    let _permit = tokio::time::timeout(deadline, state.concurrency().acquire())
+        .await
+        .map_err(|_| ApiError::Overloaded)?
+        .map_err(|_| ApiError::Overloaded)?;
+
+    let work = async {
+        let body = to_bytes(request.into_body(), limits.max_body_bytes)
+            .await
+            .map_err(|_| ApiError::BodyTooLarge {
+                limit: limits.max_body_bytes,
+            })?;
+        stats.bytes_in = body.len();
+        let payloads = parse_payloads(&body, limits.max_payloads)?;
+        stats.payloads = payloads.len();
+        let codec = policy.codec.clone();
+        let out = run_codec(codec, payloads, action, body.len()).await?;
+        write_payloads(&out).map_err(|e| ApiError::Internal(format!("writing the answer: {e}")))
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| ApiError::Timeout(limits.request_timeout_secs))?
+}
+
+async fn run_codec(
+    codec: std::sync::Arc<dyn payload_converter::PayloadCodec>,
+    payloads: Vec<Payload>,
+    action: Action,
+    body_len: usize,
+) -> Result<Vec<Payload>, ApiError> {
+    let encode = action == Action::Encode;
+    let run = async move {
+        if encode {
+            codec.encode(payloads).await
+        } else {
+            codec.decode(payloads).await
+        }
+    };
+    let out = if body_len > OFFLOAD_BYTES {
+        // Large batches: keep the I/O threads free for other requests.
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || handle.block_on(run))
+            .await
+            .map_err(|e| ApiError::Internal(format!("codec task failed: {e}")))?
+    } else {
+        run.await
+    };
+    Ok(out?)
+}
+
+/// `GET /healthz`: the process is up.
+pub(crate) async fn healthz() -> Response {
+    json_status(StatusCode::OK, "ok")
+}
+
+/// `GET /readyz`: keyrings and codecs are loaded.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        json_status(StatusCode::OK, "ready")
+    } else {
+        json_status(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics().render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+fn json_status(status: StatusCode, text: &'static str) -> Response {
+    let mut response = (status, format!("{{\"status\":\"{text}\"}}")).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Wrong method on the health and metrics routes.
+pub(crate) async fn get_only(request: Request<Body>) -> Response {
+    ApiError::MethodNotAllowed {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        allowed: "GET",
+    }
+    .into_response()
+}
+
+/// Access log and metrics for every request. Logs what was done, never
+/// payload data, keys or credentials.
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let latency = started.elapsed();
+    let status = response.status();
+    if let Some(stats) = response.extensions().get::<RequestStats>() {
+        let label = state.namespaces().metric_label(&stats.namespace);
+        state
+            .metrics()
+            .record(stats, label, status.as_u16(), latency);
+        tracing::info!(
+            target: "codec_server::access",
+            %method,
+            path,
+            namespace = stats.namespace,
+            payloads = stats.payloads,
+            bytes_in = stats.bytes_in,
+            bytes_out = stats.bytes_out,
+            status = status.as_u16(),
+            error = stats.error.unwrap_or(""),
+            latency_us = latency.as_micros() as u64,
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_found_under_any_prefix() {
+        assert_eq!(action_of("/decode"), Some(("", Action::Decode)));
+        assert_eq!(action_of("/codec/encode"), Some(("/codec", Action::Encode)));
+        assert_eq!(
+            action_of("/my-ns/decode/"),
+            Some(("/my-ns", Action::Decode))
+        );
+        assert_eq!(action_of("/a/b/download"), Some(("/a/b", Action::Download)));
+        assert_eq!(action_of("/decoder"), None);
+        assert_eq!(action_of("/"), None);
+    }
+
+    #[test]
+    fn content_type_must_be_json_when_given() {
+        let mut headers = HeaderMap::new();
+        check_content_type(&headers).unwrap();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        check_content_type(&headers).unwrap();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(matches!(
+            check_content_type(&headers),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+    }
+}

@@ -1,0 +1,145 @@
+//! Shared server state: the namespace table (swapped atomically on reload,
+//! so the request path takes no lock), limits, metrics and readiness.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use payload_converter::PayloadCodec;
+use tokio::sync::Semaphore;
+
+use crate::auth::Auth;
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How one namespace is served.
+#[derive(Clone, Debug)]
+pub struct NamespacePolicy {
+    /// The codec chain.
+    pub codec: Arc<dyn PayloadCodec>,
+    /// Who may call.
+    pub auth: Auth,
+}
+
+/// Namespace → policy, with an optional default and refused names.
+#[derive(Clone, Debug, Default)]
+pub struct NamespaceTable {
+    default: Option<Arc<NamespacePolicy>>,
+    named: HashMap<String, Option<Arc<NamespacePolicy>>>,
+}
+
+impl NamespaceTable {
+    /// A table serving every namespace with `default`, if given.
+    pub fn new(default: Option<NamespacePolicy>) -> Self {
+        Self {
+            default: default.map(Arc::new),
+            named: HashMap::new(),
+        }
+    }
+
+    /// Serves `namespace` with its own policy.
+    pub fn insert(&mut self, namespace: impl Into<String>, policy: NamespacePolicy) {
+        self.named.insert(namespace.into(), Some(Arc::new(policy)));
+    }
+
+    /// Refuses `namespace`.
+    pub fn refuse(&mut self, namespace: impl Into<String>) {
+        self.named.insert(namespace.into(), None);
+    }
+
+    /// Whether `namespace` has a section of its own (served or refused).
+    pub fn has(&self, namespace: &str) -> bool {
+        self.named.contains_key(namespace)
+    }
+
+    /// The policy for `namespace`.
+    pub(crate) fn policy(&self, namespace: &str) -> Result<Arc<NamespacePolicy>, ApiError> {
+        match self.named.get(namespace) {
+            Some(Some(policy)) => Ok(policy.clone()),
+            Some(None) => Err(ApiError::NamespaceRefused(namespace.to_owned())),
+            None => self
+                .default
+                .clone()
+                .ok_or_else(|| ApiError::NamespaceRefused(namespace.to_owned())),
+        }
+    }
+
+    /// The metrics label: configured names as they are, others `other`.
+    pub(crate) fn metric_label<'a>(&self, namespace: &'a str) -> &'a str {
+        if self.has(namespace) {
+            namespace
+        } else {
+            "other"
+        }
+    }
+}
+
+struct Shared {
+    namespaces: ArcSwap<NamespaceTable>,
+    limits: ServerConfig,
+    concurrency: Semaphore,
+    metrics: Metrics,
+    ready: AtomicBool,
+}
+
+/// State shared by all requests; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.shared.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State serving `namespaces` within `limits`.
+    pub fn new(namespaces: NamespaceTable, limits: ServerConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                namespaces: ArcSwap::from_pointee(namespaces),
+                concurrency: Semaphore::new(limits.concurrency_limit),
+                limits,
+                metrics: Metrics::new(),
+                ready: AtomicBool::new(true),
+            }),
+        }
+    }
+
+    /// Replaces the namespace table; requests in flight finish with the old one.
+    pub fn reload(&self, namespaces: NamespaceTable) {
+        self.shared.namespaces.store(Arc::new(namespaces));
+    }
+
+    /// The current namespace table.
+    pub(crate) fn namespaces(&self) -> arc_swap::Guard<Arc<NamespaceTable>> {
+        self.shared.namespaces.load()
+    }
+
+    pub(crate) fn limits(&self) -> &ServerConfig {
+        &self.shared.limits
+    }
+
+    pub(crate) fn concurrency(&self) -> &Semaphore {
+        &self.shared.concurrency
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Marks the server ready or not (`/readyz`).
+    pub fn set_ready(&self, ready: bool) {
+        self.shared.ready.store(ready, Ordering::Release);
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,204 @@
+//! The codec routes, health, metrics, sizes and concurrency, over TCP.
+
+use hyper::{Method, StatusCode};
+use payload_converter::PayloadExt;
+use payload_proto::temporal::api::common::v1::Payload;
+use prost::Message;
+
+use crate::util::*;
+
+fn all_codecs(config: &mut codec_server::Config, _: &std::path::Path) {
+    use codec_server::config::CodecName::*;
+    config.default.as_mut().unwrap().chain = vec![Encrypt, Zstd, Zlib];
+}
+
+#[tokio::test]
+async fn decodes_what_the_python_sample_codec_encrypted() {
+    let server = spawn_with(all_codecs).await;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(python_vectors().join("codecs.json")).unwrap())
+            .unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    let mut outer = Vec::new();
+    let mut inner = Vec::new();
+    for case in cases {
+        let name = case["case"].as_str().unwrap();
+        let read =
+            |suffix: &str| std::fs::read(python_vectors().join(format!("{name}{suffix}"))).unwrap();
+        outer.push(Payload::decode(read(".bin").as_slice()).unwrap());
+        inner.push(Payload::decode(read(".inner.bin").as_slice()).unwrap());
+    }
+    assert!(outer.len() >= 9);
+    // One batch with every case, in order, through a prefixed route with a query.
+    let answer = post(
+        &server.url("/codec/decode?preserveStorageRefs=true"),
+        body_of(&outer),
+    )
+    .await;
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(payloads_of(&answer), inner);
+}
+
+#[tokio::test]
+async fn encode_then_decode_round_trips_and_keeps_order() {
+    let server = spawn().await;
+    let payloads: Vec<Payload> = (0..20).map(|i| plain(&format!("\"value {i}\""))).collect();
+    let encoded = payloads_of(&post(&server.url("/encode"), body_of(&payloads)).await);
+    assert_eq!(encoded.len(), 20);
+    for p in &encoded {
+        assert_eq!(p.encoding(), Some("binary/encrypted"));
+        assert_eq!(p.metadata_str("encryption-key-id"), Some(SAMPLE_KEY_ID));
+    }
+    let decoded = payloads_of(&post(&server.url("/my-namespace/decode"), body_of(&encoded)).await);
+    assert_eq!(decoded, payloads);
+}
+
+#[tokio::test]
+async fn answers_are_camel_case_with_standard_base64_and_accept_go_spelling() {
+    let server = spawn().await;
+    // snake_case, URL-safe base64 without padding, unknown fields: what Go and others send.
+    let body = r#"{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg"},"data":"-_8","external_payloads":[{"size_bytes":5}],"x":1}],"y":2}"#;
+    let encoded = post(&server.url("/encode"), body).await;
+    let decoded = post(&server.url("/decode"), encoded.body.clone()).await;
+    assert_eq!(decoded.status, StatusCode::OK);
+    let text = String::from_utf8(decoded.body.to_vec()).unwrap();
+    assert_eq!(
+        text,
+        r#"{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"+/8=","externalPayloads":[{"sizeBytes":"5"}]}]}"#
+    );
+}
+
+#[tokio::test]
+async fn plain_and_foreign_payloads_pass_through_decode() {
+    let server = spawn().await;
+    let payloads = vec![
+        plain("1"),
+        Payload::with_encoding("binary/custom", vec![9u8, 9]),
+    ];
+    assert_eq!(
+        payloads_of(&post(&server.url("/decode"), body_of(&payloads)).await),
+        payloads
+    );
+    let empty = post(&server.url("/decode"), r#"{"payloads":[]}"#).await;
+    assert_eq!(&empty.body[..], br#"{"payloads":[]}"#);
+}
+
+#[tokio::test]
+async fn large_payloads_are_never_refused_up_to_16_mib() {
+    let server = spawn().await;
+    for size in [2 * 1024 * 1024, 16 * 1024 * 1024] {
+        let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let payload = Payload::with_encoding("binary/plain", data);
+        let encoded = post(
+            &server.url("/encode"),
+            body_of(std::slice::from_ref(&payload)),
+        )
+        .await;
+        let decoded = payloads_of(&post(&server.url("/decode"), encoded.body.clone()).await);
+        assert_eq!(decoded, [payload], "size {size}");
+    }
+}
+
+#[tokio::test]
+async fn the_body_limit_is_enforced_with_413() {
+    let server = spawn_with(|c, _| c.server.max_body_bytes = 64 * 1024).await;
+    let payload = Payload::with_encoding("binary/plain", vec![0u8; 100 * 1024]);
+    let answer = post(&server.url("/decode"), body_of(&[payload])).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.json()["error"], "body_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_all_answered_correctly() {
+    let server = spawn_with(|c, _| c.server.concurrency_limit = 4).await;
+    let url = server.url("/encode");
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let payload = plain(&format!("{i}"));
+            let encoded = post(&url, body_of(std::slice::from_ref(&payload))).await;
+            let decoded =
+                payloads_of(&post(&url.replace("/encode", "/decode"), encoded.body.clone()).await);
+            assert_eq!(decoded, [payload]);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics() {
+    let server = spawn().await;
+    let health = request(Method::GET, &server.url("/healthz"), &[], "").await;
+    assert_eq!(
+        (health.status, health.json()["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let ready = request(Method::GET, &server.url("/readyz"), &[], "").await;
+    assert_eq!(ready.status, StatusCode::OK);
+    post(&server.url("/decode"), body_of(&[plain("1"), plain("2")])).await;
+    post(&server.url("/decode"), "nope").await;
+    let metrics = request(Method::GET, &server.url("/metrics"), &[], "").await;
+    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    assert!(
+        text.contains(
+            r#"codec_server_requests_total{route="decode",namespace="other",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"codec_server_payloads_total{route="decode",namespace="other"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"codec_server_errors_total{route="decode",namespace="other",code="invalid_json"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("codec_server_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn download_says_it_cannot_download() {
+    let server = spawn().await;
+    let answer = post(
+        &server.url("/codec/download?preserveStorageRefs=true"),
+        body_of(&[plain("1")]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.json()["error"], "download_unavailable");
+}
+
+#[tokio::test]
+async fn the_remote_codec_talks_to_the_server() {
+    use payload_converter::PayloadCodec;
+    let server = spawn().await;
+    let remote = codec_server::RemotePayloadCodec::new(&server.url("/codec"), "default").unwrap();
+    let payloads = vec![plain("\"a\""), plain("\"b\"")];
+    let encoded = remote.encode(payloads.clone()).await.unwrap();
+    assert!(
+        encoded
+            .iter()
+            .all(|p| p.encoding() == Some("binary/encrypted"))
+    );
+    assert_eq!(remote.decode(encoded).await.unwrap(), payloads);
+    // A server-side refusal comes back with its detail.
+    let unknown = Payload {
+        metadata: [
+            ("encoding".to_owned(), "binary/encrypted".into()),
+            ("encryption-key-id".to_owned(), "nobody".into()),
+        ]
+        .into(),
+        data: vec![0u8; 40].into(),
+        external_payloads: Vec::new(),
+    };
+    let err = remote.decode(vec![unknown]).await.unwrap_err();
+    assert!(err.to_string().contains("nobody"), "{err}");
+}
