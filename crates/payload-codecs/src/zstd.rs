@@ -309,6 +309,15 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_size_above_the_limit_is_refused_before_decompressing() {
+        // Only the frame header survives: refused by its declared size alone.
+        let header = bomb(2, true)[..16].to_vec();
+        let codec = ZstdCodec::new().with_max_decoded_size(1024 * 1024);
+        let err = decode(&codec, vec![zstd_payload(header)]).unwrap_err();
+        assert!(matches!(inner(&err), CodecError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
     fn output_exactly_at_the_limit_is_accepted() {
         let payload = compressible(4096);
         let size = payload.encoded_len();
