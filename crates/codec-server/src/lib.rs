@@ -36,6 +36,7 @@ mod reload;
 mod remote;
 mod routes;
 mod state;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ pub use crate::error::ApiError;
 pub use crate::namespaces::{BuildError, build_namespaces};
 pub use crate::remote::{RemoteCodecError, RemotePayloadCodec};
 pub use crate::state::{AppState, NamespacePolicy, NamespaceTable};
+pub use crate::tls::{TlsError, TlsListener};
 
 /// The server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -115,9 +120,10 @@ pub async fn serve(
     serve_on(listener, config, shutdown).await
 }
 
-/// Serves on an already bound listener until `shutdown` completes, reloading
-/// keyrings on SIGHUP and when their files change. Requests in flight finish
-/// before it returns.
+/// Serves on an already bound listener until `shutdown` completes, over TLS
+/// when `config.tls` is set, reloading keyrings on SIGHUP and when their
+/// files change (and certificates when theirs change). Requests in flight
+/// finish before it returns.
 pub async fn serve_on(
     listener: TcpListener,
     config: Config,
@@ -125,10 +131,24 @@ pub async fn serve_on(
 ) -> Result<(), ServeError> {
     let state = build_state(&config)?;
     let app = router(state.clone(), &config)?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|t| tls::paths(t, |p| config.resolve(p)));
     let reloader = reload::spawn(state, config);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = match tls {
+        Some((cert, key)) => {
+            let listener = TlsListener::new(listener, cert, key)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     reloader.abort();
     Ok(result?)
 }

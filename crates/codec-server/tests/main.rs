@@ -8,4 +8,5 @@ mod bad_input;
 mod cors;
 mod fuzz;
 mod http;
+mod tls;
 mod util;
