@@ -202,3 +202,58 @@ async fn the_remote_codec_talks_to_the_server() {
     let err = remote.decode(vec![unknown]).await.unwrap_err();
     assert!(err.to_string().contains("nobody"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_keyring_is_picked_up_without_a_restart() {
+    use base64::Engine as _;
+    let server = spawn().await;
+    let before = payloads_of(&post(&server.url("/encode"), body_of(&[plain("\"old\"")])).await);
+    assert_eq!(
+        before[0].metadata_str("encryption-key-id"),
+        Some(SAMPLE_KEY_ID)
+    );
+
+    // Rotate: a new active key, the old ones kept for decoding.
+    let path = server.keyring_path();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text = text.replace(
+        &format!("active = \"{SAMPLE_KEY_ID}\""),
+        "active = \"key-2026-12\"",
+    );
+    let new_key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    text.push_str(&format!(
+        "\n[[keys]]\nid = \"key-2026-12\"\nbase64 = \"{new_key}\"\n"
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // a distinct modification time
+    std::fs::write(&path, text).unwrap();
+
+    let mut rotated = None;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let after = payloads_of(&post(&server.url("/encode"), body_of(&[plain("\"new\"")])).await);
+        if after[0].metadata_str("encryption-key-id") == Some("key-2026-12") {
+            rotated = Some(after);
+            break;
+        }
+    }
+    let rotated = rotated.expect("the new active key was not used within 10 s");
+    // Old and new payloads both decode.
+    let both = [before[0].clone(), rotated[0].clone()];
+    assert_eq!(
+        payloads_of(&post(&server.url("/decode"), body_of(&both)).await),
+        [plain("\"old\""), plain("\"new\"")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_keyring_edit_keeps_the_previous_keys() {
+    let server = spawn().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::write(server.keyring_path(), "active = \"gone\"\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await; // past one reload poll
+    let encoded = payloads_of(&post(&server.url("/encode"), body_of(&[plain("1")])).await);
+    assert_eq!(
+        encoded[0].metadata_str("encryption-key-id"),
+        Some(SAMPLE_KEY_ID)
+    );
+}

@@ -42,13 +42,18 @@ pub(crate) fn write_keyring(dir: &Path) -> PathBuf {
 /// A running server; stops when dropped.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
 
 impl TestServer {
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The keyring file the server was started with.
+    pub(crate) fn keyring_path(&self) -> PathBuf {
+        self.dir.path().join("keyring.toml")
     }
 }
 
@@ -72,7 +77,7 @@ pub(crate) async fn spawn_with(edit: impl FnOnce(&mut Config, &Path)) -> TestSer
     });
     TestServer {
         addr,
-        _dir: dir,
+        dir,
         _stop: stop,
     }
 }
