@@ -1,47 +1,61 @@
 """Conformance workflows run by the real Python SDK.
 
-The client and worker encrypt every payload with the official samples'
+The client and worker encode every payload with the official samples'
 AES-256-GCM format (`binary/encrypted`, `encryption-key-id`, 12-byte nonce,
-ciphertext and tag of the serialized inner Payload), so the history the
-server stores is unreadable without a Codec Server.
+ciphertext and tag of the serialized inner Payload), optionally after
+compressing it (`binary/zlib` as the Go SDK's zlib codec, or `binary/zstd`
+as payloadkit's), so the stored history is unreadable without a Codec Server.
 
-    python workflows.py run --address HOST:PORT --workflow-id ID --name NAME
-        start a worker, run the Greet workflow with NAME, print the result
-    python workflows.py worker --address HOST:PORT --seconds N
+    python workflows.py run --address A --workflow-id ID --workflow greet \
+        --args '["name"]' [--codec encrypt|zlib+encrypt|zstd+encrypt] \
+        [--key-id test-key-id|rotated-old-key] [--encoded-failures]
+        start a worker, run the workflow, print its result as JSON (or the
+        failure message, with exit status 3)
+    python workflows.py worker --address A --seconds N [--codec ...]
         run a worker only (for workflows started by the temporal CLI)
 """
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+import zlib
 from datetime import timedelta
-from typing import Iterable, List
+from typing import Any, Iterable, List, Sequence
 
+import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 TASK_QUEUE = "payloadkit-conformance"
-KEY_ID = "test-key-id"
-KEY = b"test-key-test-key-test-key-test!"
+KEYS = {
+    "test-key-id": b"test-key-test-key-test-key-test!",
+    "rotated-old-key": bytes(range(32)),
+}
 
 
 class SampleEncryptionCodec(PayloadCodec):
-    """The samples' wire format, written for this test."""
+    """The samples' encryption wire format; decodes with any known key."""
 
-    def __init__(self, key_id: str = KEY_ID, key: bytes = KEY) -> None:
+    def __init__(self, key_id: str) -> None:
         self.key_id = key_id
-        self.aead = AESGCM(key)
+        self.aeads = {k: AESGCM(v) for k, v in KEYS.items()}
 
     async def encode(self, payloads: Iterable[Payload]) -> List[Payload]:
         out = []
         for p in payloads:
             nonce = os.urandom(12)
-            sealed = self.aead.encrypt(nonce, p.SerializeToString(), None)
+            sealed = self.aeads[self.key_id].encrypt(nonce, p.SerializeToString(), None)
             out.append(
                 Payload(
                     metadata={
@@ -60,11 +74,66 @@ class SampleEncryptionCodec(PayloadCodec):
                 out.append(p)
                 continue
             key_id = p.metadata.get("encryption-key-id", b"").decode()
-            if key_id != self.key_id:
-                raise ValueError(f"unknown key id {key_id}")
-            plain = self.aead.decrypt(p.data[:12], p.data[12:], None)
+            plain = self.aeads[key_id].decrypt(p.data[:12], p.data[12:], None)
             out.append(Payload.FromString(plain))
         return out
+
+
+class CompressionCodec(PayloadCodec):
+    """`binary/zlib` (Go SDK format) or `binary/zstd`: the whole serialized
+    payload, compressed; always applied, so every payload is compressed."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.encoding = f"binary/{kind}".encode()
+
+    async def encode(self, payloads: Iterable[Payload]) -> List[Payload]:
+        out = []
+        for p in payloads:
+            raw = p.SerializeToString()
+            data = zlib.compress(raw) if self.kind == "zlib" else zstandard.ZstdCompressor().compress(raw)
+            out.append(Payload(metadata={"encoding": self.encoding}, data=data))
+        return out
+
+    async def decode(self, payloads: Iterable[Payload]) -> List[Payload]:
+        out = []
+        for p in payloads:
+            if p.metadata.get("encoding", b"") != self.encoding:
+                out.append(p)
+                continue
+            if self.kind == "zlib":
+                raw = zlib.decompress(p.data)
+            else:
+                raw = zstandard.ZstdDecompressor().decompress(p.data)
+            out.append(Payload.FromString(raw))
+        return out
+
+
+class Chain(PayloadCodec):
+    """Codecs outermost first: encode runs them last to first."""
+
+    def __init__(self, codecs: Sequence[PayloadCodec]) -> None:
+        self.codecs = list(codecs)
+
+    async def encode(self, payloads: Iterable[Payload]) -> List[Payload]:
+        out = list(payloads)
+        for codec in reversed(self.codecs):
+            out = await codec.encode(out)
+        return out
+
+    async def decode(self, payloads: Iterable[Payload]) -> List[Payload]:
+        out = list(payloads)
+        for codec in self.codecs:
+            out = await codec.decode(out)
+        return out
+
+
+def make_codec(spec: str, key_id: str) -> PayloadCodec:
+    parts = spec.split("+")
+    codecs: List[PayloadCodec] = []
+    for part in reversed(parts):  # "zlib+encrypt": encrypt is outermost
+        codecs.append(SampleEncryptionCodec(key_id) if part == "encrypt" else CompressionCodec(part))
+    return Chain(codecs)
 
 
 @activity.defn
@@ -81,49 +150,91 @@ class Greet:
         )
 
 
-async def connect(address: str) -> Client:
-    converter = DataConverter(payload_codec=SampleEncryptionCodec())
-    return await Client.connect(address, data_converter=converter)
+@workflow.defn
+class ManyArgs:
+    @workflow.run
+    async def run(self, a: str, b: int, c: dict, d: list, e: bool) -> dict:
+        return {"a": a, "b": b, "c": c, "d": d, "e": e}
+
+
+@workflow.defn
+class Fail:
+    @workflow.run
+    async def run(self, reason: str) -> None:
+        raise ApplicationError(
+            f"refused: {reason}",
+            {"detail": reason},
+            type="Refused",
+            non_retryable=True,
+        )
+
+
+WORKFLOWS = {"greet": Greet, "many": ManyArgs, "fail": Fail}
+
+
+async def connect(args: argparse.Namespace) -> Client:
+    kwargs: dict = {"payload_codec": make_codec(args.codec, args.key_id)}
+    if args.encoded_failures:
+        kwargs["failure_converter_class"] = DefaultFailureConverterWithEncodedAttributes
+    return await Client.connect(args.address, data_converter=DataConverter(**kwargs))
 
 
 def make_worker(client: Client) -> Worker:
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        workflows=[Greet],
+        workflows=list(WORKFLOWS.values()),
         activities=[compose_greeting],
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
 
 
-async def run(args: argparse.Namespace) -> None:
-    client = await connect(args.address)
+async def run(args: argparse.Namespace) -> int:
+    client = await connect(args)
+    workflow_args: List[Any] = json.loads(args.args)
+    workflow_cls = WORKFLOWS[args.workflow]
     async with make_worker(client):
-        result = await client.execute_workflow(
-            Greet.run, args.name, id=args.workflow_id, task_queue=TASK_QUEUE
-        )
-    print(result)
+        try:
+            result = await client.execute_workflow(
+                workflow_cls.run, args=workflow_args, id=args.workflow_id, task_queue=TASK_QUEUE
+            )
+        except WorkflowFailureError as err:
+            print(f"failed: {err.cause}")
+            return 3
+    print(json.dumps(result))
+    return 0
 
 
-async def worker_only(args: argparse.Namespace) -> None:
-    client = await connect(args.address)
+async def worker_only(args: argparse.Namespace) -> int:
+    client = await connect(args)
     async with make_worker(client):
         await asyncio.sleep(args.seconds)
+    return 0
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run")
-    p_run.add_argument("--address", required=True)
-    p_run.add_argument("--workflow-id", required=True)
-    p_run.add_argument("--name", required=True)
-    p_worker = sub.add_parser("worker")
-    p_worker.add_argument("--address", required=True)
-    p_worker.add_argument("--seconds", type=float, default=30)
+    for name in ("run", "worker"):
+        p = sub.add_parser(name)
+        p.add_argument("--address", required=True)
+        p.add_argument("--codec", default="encrypt")
+        p.add_argument("--key-id", default="test-key-id", choices=sorted(KEYS))
+        p.add_argument("--encoded-failures", action="store_true")
+        if name == "run":
+            p.add_argument("--workflow-id", required=True)
+            p.add_argument("--workflow", default="greet", choices=sorted(WORKFLOWS))
+            p.add_argument("--args", default='["world"]')
+        else:
+            p.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
-    asyncio.run(run(args) if args.command == "run" else worker_only(args))
+    return asyncio.run(run(args) if args.command == "run" else worker_only(args))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: temporalio's native core thread can
+    # crash there (PyGILState_Release) after all work is done.
+    os._exit(code)

@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: the one command CI runs (`.ci/run` and GitHub Actions).
 //!
-//! Order: cheap checks first, so a formatting slip fails in seconds.
+//! Order: cheap checks first, so a formatting slip fails in seconds; the
+//! conformance run against the real Temporal tools comes last.
 
 use std::process::Command;
 
@@ -26,6 +27,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     project::run(&mut cargo_cmd(&["test", "--workspace", "--locked"]))?;
+    // Last: the real Temporal CLI, dev server, Web UI and Python SDK.
+    crate::conformance::run()?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

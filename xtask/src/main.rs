@@ -9,11 +9,14 @@
 //!   Python SDK in a local venv (`target/vectors-venv`); with
 //!   `--check-rust`, make Python decode what our codecs wrote.
 //! - `ci`: everything CI runs: fmt, clippy, codegen check, tests.
+//! - `conformance`: the system against the real Temporal CLI, dev server,
+//!   Web UI (in Chromium) and Python SDK.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod ci;
 mod codegen;
+mod conformance;
 mod project;
 #[cfg(test)]
 mod tidy;
@@ -31,6 +34,8 @@ tasks:
   vectors [--check-rust] regenerate golden vectors with the real Python SDK
                          (--check-rust: have Python decode what our codecs wrote)
   ci                     fmt, clippy, codegen --check and the whole test suite
+  conformance            the system against the real temporal CLI, dev server,
+                         Web UI (in Chromium) and Python SDK
 ";
 
 fn main() -> ExitCode {
@@ -51,6 +56,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         ["vectors"] => vectors::generate(),
         ["vectors", "--check-rust"] => vectors::check_rust(),
         ["ci"] => ci::run(),
+        ["conformance"] => conformance::run(),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             Ok(())
