@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use payload_converter::encoding::METADATA_ENCODING;
 use payload_converter::{BoxFuture, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
@@ -56,13 +56,16 @@ impl AesGcmCodec {
     }
 
     /// Encrypts one payload with the active key.
-    fn encrypt(&self, payload: &Payload) -> Result<Payload, CodecError> {
+    ///
+    /// `nonce` is 12 fresh random bytes. The payload is serialized straight
+    /// after the nonce into a buffer with room for the tag, encrypted in
+    /// place, and the buffer becomes the new data without another copy.
+    fn encrypt(&self, payload: &Payload, nonce: &[u8]) -> Result<Payload, CodecError> {
         let key = self.keyring.active_key();
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CodecError::Random)?;
         let inner_len = payload.encoded_len();
         let mut buf = Vec::with_capacity(NONCE_LEN + inner_len + TAG_LEN);
-        buf.resize(NONCE_LEN, 0);
-        self.rng.fill(&mut buf).map_err(|_| CodecError::Random)?;
-        let nonce = Nonce::try_assume_unique_for_key(&buf).map_err(|_| CodecError::Random)?;
+        buf.extend_from_slice(nonce.as_ref());
         // A Vec grows as needed, so this cannot run out of room.
         payload
             .encode(&mut buf)
@@ -87,6 +90,11 @@ impl AesGcmCodec {
     }
 
     /// Decrypts one `binary/encrypted` payload.
+    ///
+    /// When the payload is the only owner of its data (as after JSON or
+    /// protobuf decoding into a fresh buffer), the data is decrypted in
+    /// place; otherwise the ciphertext is copied once. Either way the inner
+    /// payload's fields are slices of that one buffer.
     fn decrypt(&self, payload: Payload) -> Result<Payload, CodecError> {
         let key_id = payload
             .metadata
@@ -99,23 +107,26 @@ impl AesGcmCodec {
             .ok_or_else(|| CodecError::UnknownKeyId {
                 key_id: key_id.to_owned(),
             })?;
-        let data = &payload.data;
-        if data.len() < NONCE_LEN + TAG_LEN {
-            return Err(CodecError::Truncated { len: data.len() });
+        let data = payload.data;
+        let len = data.len();
+        if len < NONCE_LEN + TAG_LEN {
+            return Err(CodecError::Truncated { len });
         }
-        let (nonce, sealed) = data.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| CodecError::Truncated { len: data.len() })?;
-        let mut buf = sealed.to_vec();
+        let nonce = Nonce::try_assume_unique_for_key(&data[..NONCE_LEN])
+            .map_err(|_| CodecError::Truncated { len })?;
+        let (mut buf, start) = match data.try_into_mut() {
+            Ok(owned) => (owned, NONCE_LEN),
+            Err(shared) => (BytesMut::from(&shared[NONCE_LEN..]), 0),
+        };
         let plain_len = key
             .aead
-            .open_in_place(nonce, Aad::empty(), &mut buf)
+            .open_in_place(nonce, Aad::empty(), &mut buf[start..])
             .map_err(|_| CodecError::Decrypt {
                 key_id: key.id.clone(),
             })?
             .len();
-        buf.truncate(plain_len);
-        Payload::decode(Bytes::from(buf)).map_err(|source| CodecError::InvalidInnerPayload {
+        let plain = buf.freeze().slice(start..start + plain_len);
+        Payload::decode(plain).map_err(|source| CodecError::InvalidInnerPayload {
             encoding: ENCODING_ENCRYPTED,
             source,
         })
@@ -142,11 +153,17 @@ impl PayloadCodec for AesGcmCodec {
         payloads: Vec<Payload>,
     ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
         Box::pin(async move {
+            // One call to the system generator for the whole batch.
+            let mut nonces = vec![0u8; NONCE_LEN * payloads.len()];
+            self.rng
+                .fill(&mut nonces)
+                .map_err(|_| PayloadCodecError::from(CodecError::Random))?;
             payloads
                 .iter()
+                .zip(nonces.chunks_exact(NONCE_LEN))
                 .enumerate()
-                .map(|(i, p)| {
-                    self.encrypt(p)
+                .map(|(i, (p, nonce))| {
+                    self.encrypt(p, nonce)
                         .map_err(|e| PayloadCodecError::from(e).at_index(i))
                 })
                 .collect()
@@ -226,9 +243,13 @@ mod tests {
 
     #[test]
     fn nonces_are_random() {
-        let payloads = encode(&codec("a"), vec![sample(), sample()]);
-        assert_ne!(payloads[0].data[..NONCE_LEN], payloads[1].data[..NONCE_LEN]);
-        assert_ne!(payloads[0].data, encrypted("a").data);
+        let payloads = encode(&codec("a"), vec![sample(); 64]);
+        let mut nonces: Vec<_> = payloads.iter().map(|p| p.data.slice(..NONCE_LEN)).collect();
+        nonces.push(encrypted("a").data.slice(..NONCE_LEN));
+        nonces.sort();
+        nonces.dedup();
+        assert_eq!(nonces.len(), 65);
+        assert!(nonces.iter().all(|n| n[..] != [0; NONCE_LEN]));
     }
 
     #[test]
@@ -384,10 +405,35 @@ mod tests {
     }
 
     #[test]
-    fn decoded_data_is_a_slice_of_the_decrypted_buffer() {
+    fn decrypts_owned_data_in_place_and_shared_data_by_copy() {
         let big = Payload::with_encoding("binary/plain", vec![5u8; 100_000]);
-        let out = decode(&codec("a"), encode(&codec("a"), vec![big.clone()])).unwrap();
+        let encrypted = encode(&codec("a"), vec![big.clone()]).remove(0);
+
+        // Shared: the caller keeps its ciphertext intact.
+        let kept = encrypted.clone();
+        let out = decode(&codec("a"), vec![encrypted.clone()]).unwrap();
+        assert_eq!(out, std::slice::from_ref(&big));
+        assert_eq!(kept, encrypted);
+
+        // Owned: decrypted in place, the inner data points into that buffer.
+        let mut owned = encrypted.clone();
+        owned.data = Bytes::from(encrypted.data.to_vec());
+        let start = owned.data.as_ptr() as usize;
+        let end = start + owned.data.len();
+        let out = decode(&codec("a"), vec![owned]).unwrap();
         assert_eq!(out, [big]);
+        let inner = out[0].data.as_ptr() as usize;
+        assert!((start..end).contains(&inner));
+    }
+
+    #[test]
+    fn owned_data_that_fails_authentication_is_an_error() {
+        let mut p = encrypted("a");
+        let mut data = p.data.to_vec();
+        data[NONCE_LEN] ^= 1;
+        p.data = Bytes::from(data);
+        let err = decode(&codec("a"), vec![p]).unwrap_err();
+        assert!(matches!(inner(&err), CodecError::Decrypt { .. }));
     }
 
     proptest! {
