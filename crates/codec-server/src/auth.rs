@@ -1,15 +1,23 @@
 //! Who may call the Codec Server, per namespace.
 //!
 //! Modes: none; static bearer tokens (stored as SHA-256 hashes, compared in
-//! constant time); JWT verified against a JWKS (issue 5 follow-up). Decoding
-//! needs read permission on the namespace, encoding needs write.
+//! constant time); JWT access tokens verified against the identity
+//! provider's JWKS and authorized by a `<namespace>:<read|write|admin>`
+//! permissions claim (see [`JwtAuth`]). Decoding needs read permission on the
+//! namespace, encoding needs write. Only `Authorization` is read: the
+//! `Authorization-Extras` header (the Web UI's id token) is ignored.
 
 mod bearer;
+mod jwt;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
 pub use self::bearer::{BadTokenHash, BearerTokens, hash_token};
+pub use self::jwt::{
+    Audience, InvalidJwksUrl, JwksUrl, JwtAlgorithm, JwtAlgorithms, JwtAuth, JwtSettings,
+    NoAlgorithms, NoAudience,
+};
 use crate::error::ApiError;
 
 /// What the caller wants to do, which decides the permission needed.
@@ -31,11 +39,15 @@ pub enum Auth {
     /// `Authorization: Bearer <token>` with one of these tokens; a token may
     /// be limited to read access.
     Bearer(BearerTokens),
+    /// `Authorization: Bearer <JWT>`: a token signed by a key of the
+    /// configured JWKS whose permissions claim grants the access.
+    Jwt(JwtAuth),
 }
 
 impl Auth {
-    /// Checks the request's credentials for `access` to `namespace`.
-    pub fn check(
+    /// Checks the request's credentials for `access` to `namespace`. Only
+    /// JWT auth ever waits: for the JWKS, when the token's key is not cached.
+    pub async fn check(
         &self,
         headers: &HeaderMap,
         namespace: &str,
@@ -44,6 +56,7 @@ impl Auth {
         match self {
             Auth::None => Ok(()),
             Auth::Bearer(tokens) => tokens.check(bearer_token(headers)?, namespace, access),
+            Auth::Jwt(jwt) => jwt.check(bearer_token(headers)?, namespace, access).await,
         }
     }
 }

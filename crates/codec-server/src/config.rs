@@ -7,9 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::auth::{Audience, JwksUrl, JwtAlgorithms};
 
 /// The local dev server's Web UI origins (`temporal server start-dev`).
 pub const DEV_UI_ORIGINS: [&str; 2] = ["http://localhost:8233", "http://127.0.0.1:8233"];
@@ -151,6 +154,50 @@ pub enum AuthConfig {
         #[serde(default)]
         read_only_token_sha256: Vec<String>,
     },
+    /// JWT access tokens (`Authorization: Bearer <JWT>`) signed by a key of
+    /// a JWKS, authorized by a `<namespace>:<read|write|admin>` claim.
+    /// Temporal Cloud: `jwks_url =
+    /// "https://login.tmprl.cloud/.well-known/jwks.json"`, `audience =
+    /// "https://saas-api.tmprl.cloud"`.
+    Jwt {
+        /// Where the signing keys are published (`http://` or `https://`).
+        jwks_url: JwksUrl,
+        /// The required `iss`; absent means any issuer.
+        #[serde(default)]
+        issuer: Option<String>,
+        /// The accepted `aud`, one string or a list; absent means any
+        /// audience (any application of the identity provider).
+        #[serde(default)]
+        audience: Option<Audience>,
+        /// The claim holding the permissions.
+        #[serde(default = "default_permissions_claim")]
+        permissions_claim: String,
+        /// Accepted signature algorithms (asymmetric only).
+        #[serde(default)]
+        algorithms: JwtAlgorithms,
+        /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+        #[serde(default = "default_leeway_secs")]
+        leeway_secs: u64,
+        /// Let `*:<perm>` grant `<perm>` on every namespace.
+        #[serde(default)]
+        allow_wildcard_namespace: bool,
+        /// Least time between JWKS fetches caused by unknown key ids, in
+        /// seconds.
+        #[serde(default = "default_min_refetch_secs")]
+        min_refetch_secs: NonZeroU64,
+    },
+}
+
+fn default_permissions_claim() -> String {
+    "permissions".to_owned()
+}
+
+fn default_leeway_secs() -> u64 {
+    30
+}
+
+fn default_min_refetch_secs() -> NonZeroU64 {
+    NonZeroU64::MIN.saturating_add(29)
 }
 
 /// Overrides from flags and environment variables, applied over the file.
@@ -424,5 +471,100 @@ mod tests {
             config.default.unwrap().keyring.unwrap(),
             Path::new("k.toml")
         );
+    }
+
+    #[test]
+    fn jwt_auth_parses_with_defaults() {
+        let config = parse(
+            r#"
+            [namespaces.payments]
+            keyring = "k"
+            auth = { mode = "jwt", jwks_url = "https://login.tmprl.cloud/.well-known/jwks.json", audience = "https://saas-api.tmprl.cloud" }
+            [namespaces.orders]
+            keyring = "k"
+            [namespaces.orders.auth]
+            mode = "jwt"
+            jwks_url = "http://127.0.0.1:9/jwks"
+            issuer = "https://idp.example/"
+            audience = ["a", "b"]
+            permissions_claim = "https://example/permissions"
+            algorithms = ["ES256"]
+            leeway_secs = 5
+            allow_wildcard_namespace = true
+            min_refetch_secs = 2
+            "#,
+        )
+        .unwrap();
+        let AuthConfig::Jwt {
+            jwks_url,
+            issuer,
+            audience,
+            permissions_claim,
+            algorithms,
+            leeway_secs,
+            allow_wildcard_namespace,
+            min_refetch_secs,
+        } = &config.namespaces["payments"].auth
+        else {
+            panic!("not jwt")
+        };
+        assert_eq!(
+            jwks_url.to_string(),
+            "https://login.tmprl.cloud/.well-known/jwks.json"
+        );
+        assert_eq!(*issuer, None);
+        assert_eq!(
+            audience.as_ref().unwrap().as_slice(),
+            ["https://saas-api.tmprl.cloud"]
+        );
+        assert_eq!(permissions_claim, "permissions");
+        assert_eq!(
+            algorithms.as_slice(),
+            [
+                crate::auth::JwtAlgorithm::Rs256,
+                crate::auth::JwtAlgorithm::Es256
+            ]
+        );
+        assert_eq!((*leeway_secs, *allow_wildcard_namespace), (30, false));
+        assert_eq!(min_refetch_secs.get(), 30);
+        let AuthConfig::Jwt {
+            audience,
+            algorithms,
+            min_refetch_secs,
+            ..
+        } = &config.namespaces["orders"].auth
+        else {
+            panic!("not jwt")
+        };
+        assert_eq!(audience.as_ref().unwrap().as_slice(), ["a", "b"]);
+        assert_eq!(algorithms.as_slice(), [crate::auth::JwtAlgorithm::Es256]);
+        assert_eq!(min_refetch_secs.get(), 2);
+    }
+
+    #[test]
+    fn jwt_mistakes_are_explained() {
+        let jwt = |fields: &str| {
+            parse(&format!(
+                "[default]\nkeyring=\"k\"\nauth={{mode=\"jwt\", {fields}}}"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        let err = jwt(r#"jwks_url="ftp://idp/jwks""#);
+        assert!(err.contains("http:// or https://"), "{err}");
+        let err = jwt(r#"issuer="x""#);
+        assert!(err.contains("missing field `jwks_url`"), "{err}");
+        let err = jwt(r#"jwks_url="https://idp/jwks", algorithms=["HS256"]"#);
+        assert!(err.contains("HS256"), "{err}");
+        let err = jwt(r#"jwks_url="https://idp/jwks", algorithms=[]"#);
+        assert!(err.contains("at least one"), "{err}");
+        let err = jwt(r#"jwks_url="https://idp/jwks", audience=[]"#);
+        assert!(err.contains("at least one audience"), "{err}");
+        let err = jwt(r#"jwks_url="https://idp/jwks", audience=1"#);
+        assert!(err.contains("a string or a list of strings"), "{err}");
+        let err = jwt(r#"jwks_url="https://idp/jwks", min_refetch_secs=0"#);
+        assert!(err.contains("nonzero"), "{err}");
+        let err = jwt(r#"jwks_url="https://idp/jwks", audiences="x""#);
+        assert!(err.contains("unknown field `audiences`"), "{err}");
     }
 }

@@ -67,6 +67,10 @@ pub enum ApiError {
     /// Valid credentials without the needed permission.
     #[error("{0}")]
     Forbidden(String),
+    /// Credentials cannot be checked right now (the identity provider's
+    /// signing keys cannot be fetched): not the caller's fault, retry later.
+    #[error("{0}")]
+    AuthUnavailable(String),
     /// The namespace is refused by configuration.
     #[error("namespace `{0}` is not served by this Codec Server")]
     NamespaceRefused(String),
@@ -113,6 +117,7 @@ impl ApiError {
             ApiError::DownloadUnavailable => (StatusCode::NOT_FOUND, "download_unavailable"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::AuthUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
             ApiError::NamespaceRefused(_) => (StatusCode::FORBIDDEN, "namespace_refused"),
             ApiError::Codec(err) => match err.kind() {
                 CodecErrorKind::UnknownKey => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_key"),

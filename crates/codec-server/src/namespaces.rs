@@ -9,7 +9,7 @@ use std::sync::Arc;
 use payload_codecs::{AesGcmCodec, Keyring, KeyringError, ZlibCodec, ZstdCodec};
 use payload_converter::{CodecChain, PayloadCodec};
 
-use crate::auth::{Auth, BadTokenHash, BearerTokens};
+use crate::auth::{Auth, BadTokenHash, BearerTokens, JwtAuth, JwtSettings};
 use crate::config::{AuthConfig, CodecName, Config, NamespaceConfig};
 use crate::state::{NamespacePolicy, NamespaceTable};
 
@@ -87,6 +87,25 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
                     },
                 )?,
             ),
+            AuthConfig::Jwt {
+                jwks_url,
+                issuer,
+                audience,
+                permissions_claim,
+                algorithms,
+                leeway_secs,
+                allow_wildcard_namespace,
+                min_refetch_secs,
+            } => Auth::Jwt(JwtAuth::new(JwtSettings {
+                jwks_url: jwks_url.clone(),
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+                permissions_claim: permissions_claim.clone(),
+                algorithms: algorithms.clone(),
+                leeway_secs: *leeway_secs,
+                allow_wildcard_namespace: *allow_wildcard_namespace,
+                min_refetch_secs: *min_refetch_secs,
+            })),
         };
         Ok(NamespacePolicy {
             codec: Arc::new(CodecChain::new(codecs)),

@@ -148,7 +148,7 @@ async fn handle(
     } else {
         Access::Read
     };
-    policy.auth.check(headers, &namespace, access)?;
+    policy.auth.check(headers, &namespace, access).await?;
     if action == Action::Download {
         return Err(ApiError::DownloadUnavailable);
     }

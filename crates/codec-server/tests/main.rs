@@ -8,5 +8,6 @@ mod bad_input;
 mod cors;
 mod fuzz;
 mod http;
+mod jwt;
 mod tls;
 mod util;

@@ -514,3 +514,18 @@ fn debug_of_the_file_model_shows_no_key_bytes() {
     assert!(!debug.contains("test-key"), "{debug}");
     assert!(debug.contains("SecretKey(<redacted>)"), "{debug}");
 }
+
+#[test]
+fn the_example_in_docs_keyring_md_is_valid() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/keyring.md");
+    let doc = fs::read_to_string(doc).unwrap();
+    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let file = parse(&doc[start..end]).unwrap();
+    assert_eq!(file.active().as_str(), "key-2026-11");
+    let kinds: Vec<_> = file.keys().map(|(_, s)| s.field_name()).collect();
+    assert_eq!(kinds, ["base64", "hex", "file", "env"]);
+    assert!(
+        matches!(file.source("test-key-id"), Some(KeySource::Hex(k)) if *k.as_bytes() == KEY_A)
+    );
+}
