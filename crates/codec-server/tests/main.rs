@@ -6,8 +6,10 @@
 mod auth;
 mod bad_input;
 mod cors;
+mod docs;
 mod fuzz;
 mod http;
 mod jwt;
+mod stateless;
 mod tls;
 mod util;

@@ -1,0 +1,145 @@
+//! The server is stateless: two `codec-server` processes started from the
+//! same configuration and keyring decode each other's output, so replicas
+//! behind a load balancer need no affinity.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use payload_converter::PayloadExt;
+
+use crate::util::*;
+
+/// A `codec-server` process, killed when dropped.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Loopback addresses with distinct free ports (held together, then freed).
+fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap())
+}
+
+/// Starts the built binary with `--config config --listen addr`.
+fn start(config: &Path, addr: SocketAddr, name: &str) -> Process {
+    let log = config.with_file_name(format!("{name}.log"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_codec-server"));
+    // The test's own environment must not reconfigure the servers.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CODEC_SERVER_") {
+            command.env_remove(key);
+        }
+    }
+    let child = command
+        .arg("--config")
+        .arg(config)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Process { child, addr, log }
+}
+
+/// Waits until `/readyz` answers 200.
+async fn wait_ready(process: &mut Process) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            panic!("codec-server exited with {status}:\n{}", process.log());
+        }
+        if tokio::net::TcpStream::connect(process.addr).await.is_ok() {
+            let answer = request(Method::GET, &process.url("/readyz"), &[], "").await;
+            if answer.status == StatusCode::OK {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "codec-server on {} not ready within 30 s:\n{}",
+            process.addr,
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_processes_decode_each_others_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_keyring(dir.path());
+    let config = dir.path().join("codec-server.toml");
+    std::fs::write(
+        &config,
+        "[default]\nkeyring = \"keyring.toml\"\nchain = [\"encrypt\", \"zstd\"]\n",
+    )
+    .unwrap();
+    let [addr_a, addr_b] = free_addrs::<2>();
+    let mut a = start(&config, addr_a, "a");
+    let mut b = start(&config, addr_b, "b");
+    wait_ready(&mut a).await;
+    wait_ready(&mut b).await;
+
+    let mut all_encoded = Vec::new();
+    let mut originals = Vec::new();
+    for i in 0..20 {
+        let (encoder, decoder) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let payload = plain(&format!(
+            "{{\"order\":{i},\"note\":\"{}\"}}",
+            "x".repeat(i * 50)
+        ));
+        let encoded = payloads_of(
+            &post(
+                &encoder.url("/encode"),
+                body_of(std::slice::from_ref(&payload)),
+            )
+            .await,
+        );
+        assert_eq!(encoded.len(), 1);
+        assert_eq!(encoded[0].encoding(), Some("binary/encrypted"));
+        assert_eq!(
+            encoded[0].metadata_str("encryption-key-id"),
+            Some(SAMPLE_KEY_ID)
+        );
+        let decoded = payloads_of(&post(&decoder.url("/decode"), body_of(&encoded)).await);
+        assert_eq!(decoded, std::slice::from_ref(&payload), "payload {i}");
+        all_encoded.extend(encoded);
+        originals.push(payload);
+    }
+    // One batch mixing both servers' output decodes on either, in order.
+    for server in [&a, &b] {
+        let decoded = payloads_of(&post(&server.url("/decode"), body_of(&all_encoded)).await);
+        assert_eq!(decoded, originals);
+    }
+    // No replica depends on another: with A gone, B still decodes A's output.
+    drop(a);
+    let decoded = payloads_of(&post(&b.url("/decode"), body_of(&all_encoded)).await);
+    assert_eq!(decoded, originals);
+}
