@@ -5,8 +5,18 @@
 //! `Payload { metadata: {"encoding": "binary/zstd"}, data: zstd(serialized inner Payload) }`
 //! (we write one zstd frame with the content size in its header and a
 //! content checksum; any valid zstd data is accepted on decode).
+//!
+//! Each thread keeps one compression and one decompression context for
+//! reuse: setting one up costs more than compressing a small payload. They
+//! hold their tables and window buffers (bounded by the decoding limit)
+//! until the thread ends.
 
-use ::zstd::zstd_safe::CParameter;
+use std::cell::RefCell;
+use std::io;
+
+use ::zstd::bulk::Compressor;
+use ::zstd::stream::read::Decoder;
+use ::zstd::zstd_safe::{CParameter, DCtx, DParameter, ResetDirective};
 use payload_converter::{BoxFuture, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 
@@ -22,6 +32,15 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Default threshold: serialized payloads smaller than 1 KiB are not
 /// compressed (the gain is small and the frame overhead relatively large).
 pub const DEFAULT_ZSTD_MIN_SIZE: usize = 1024;
+
+thread_local! {
+    /// This thread's compression context and the level it is set up for:
+    /// creating a context (and its tables) costs more than compressing a
+    /// small payload.
+    static COMPRESSOR: RefCell<Option<(i32, Compressor<'static>)>> = const { RefCell::new(None) };
+    /// This thread's decompression context.
+    static DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
 
 /// Smallest decoder window limit, as a power of two (8 MiB): enough for
 /// frames written at any standard level by streaming encoders.
@@ -97,11 +116,18 @@ impl Compression for ZstdCodec {
         self.max_decoded_size
     }
 
-    fn compress(&self, input: &[u8]) -> std::io::Result<Vec<u8>> {
-        let mut compressor = ::zstd::bulk::Compressor::new(self.level)?;
-        // A content checksum, so that corruption is detected on decode.
-        compressor.set_parameter(CParameter::ChecksumFlag(true))?;
-        compressor.compress(input)
+    fn compress(&self, input: &[u8]) -> io::Result<Vec<u8>> {
+        COMPRESSOR.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut slot) => {
+                let compressor = match &mut *slot {
+                    Some((level, compressor)) if *level == self.level => compressor,
+                    slot => &mut slot.insert((self.level, new_compressor(self.level)?)).1,
+                };
+                compressor.compress(input)
+            }
+            // Only if this thread is already compressing (it never is).
+            Err(_) => new_compressor(self.level)?.compress(input),
+        })
     }
 
     fn decompress(&self, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
@@ -121,13 +147,51 @@ impl Compression for ZstdCodec {
                 limit,
             });
         }
-        let mut decoder = ::zstd::stream::read::Decoder::with_buffer(data).map_err(corrupt)?;
-        // Bound the decoder's window buffer too, not only its output.
-        decoder
-            .window_log_max(window_log_max(limit))
-            .map_err(corrupt)?;
-        read_bounded(decoder, limit, declared.unwrap_or(0), ENCODING_ZSTD)
+        let capacity = declared.unwrap_or(0);
+        DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.try_borrow_mut();
+            let context = match slot.as_deref_mut() {
+                Ok(Some(context)) => Some(context),
+                Ok(slot) => DCtx::try_create().map(|context| slot.insert(context)),
+                Err(_) => None,
+            };
+            match context {
+                Some(context) => {
+                    // Forget any frame a previous use left unfinished, then
+                    // bound the decoder's window buffer, not only its output.
+                    context
+                        .reset(ResetDirective::SessionOnly)
+                        .and_then(|_| {
+                            context.set_parameter(DParameter::WindowLogMax(window_log_max(limit)))
+                        })
+                        .map_err(|code| corrupt(zstd_error(code)))?;
+                    let decoder = Decoder::with_context(data, context);
+                    read_bounded(decoder, limit, capacity, ENCODING_ZSTD)
+                }
+                // No context to reuse: a decoder of its own.
+                None => {
+                    let mut decoder = Decoder::with_buffer(data).map_err(corrupt)?;
+                    decoder
+                        .window_log_max(window_log_max(limit))
+                        .map_err(corrupt)?;
+                    read_bounded(decoder, limit, capacity, ENCODING_ZSTD)
+                }
+            }
+        })
     }
+}
+
+/// A compression context for `level` that writes content checksums, so that
+/// corruption is detected on decode.
+fn new_compressor(level: i32) -> io::Result<Compressor<'static>> {
+    let mut compressor = Compressor::new(level)?;
+    compressor.set_parameter(CParameter::ChecksumFlag(true))?;
+    Ok(compressor)
+}
+
+/// A zstd error code as an I/O error with zstd's message.
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(::zstd::zstd_safe::get_error_name(code))
 }
 
 /// The decoder window limit for an output limit: log2 of the limit rounded
@@ -315,6 +379,29 @@ mod tests {
         let codec = ZstdCodec::new().with_max_decoded_size(1024 * 1024);
         let err = decode(&codec, vec![zstd_payload(header)]).unwrap_err();
         assert!(matches!(inner(&err), CodecError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_failed_decode_does_not_spoil_the_next_one_on_this_thread() {
+        let good = encode(&ZstdCodec::new(), vec![compressible(8192)]);
+        let small_limit = ZstdCodec::new().with_max_decoded_size(1024);
+        let half = zstd_payload(good[0].data[..good[0].data.len() / 2].to_vec());
+        for _ in 0..2 {
+            // Stopped mid-frame by the limit, then by truncation.
+            assert!(decode(&small_limit, good.clone()).is_err());
+            assert!(decode(&ZstdCodec::new(), vec![half.clone()]).is_err());
+            assert!(decode(&small_limit, vec![zstd_payload(bomb(4, false))]).is_err());
+            assert_eq!(
+                decode(&ZstdCodec::new(), good.clone()).unwrap(),
+                [compressible(8192)]
+            );
+        }
+        // Compression at different levels on the same thread.
+        for level in [1, 19, 3] {
+            let codec = ZstdCodec::new().with_level(level);
+            let out = encode(&codec, vec![compressible(8192)]);
+            assert_eq!(decode(&codec, out).unwrap(), [compressible(8192)]);
+        }
     }
 
     #[test]
