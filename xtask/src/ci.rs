@@ -27,6 +27,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     project::run(&mut cargo_cmd(&["test", "--workspace", "--locked"]))?;
+    // The real Python stack decodes what our codecs write.
+    crate::vectors::check_rust()?;
     // Last: the real Temporal CLI, dev server, Web UI and Python SDK.
     crate::conformance::run()?;
     eprintln!("xtask ci: all checks passed");

@@ -73,33 +73,6 @@ fn wait_for_port(port: u16, what: &Running, timeout: Duration) -> anyhow::Result
     )
 }
 
-/// The venv with the pinned tools; created or updated when the pins change.
-fn venv() -> anyhow::Result<PathBuf> {
-    let root = project::root();
-    let venv = root.join("target/conformance-venv");
-    let requirements = root.join("xtask/conformance/requirements.txt");
-    let stamp = venv.join("requirements.stamp");
-    let wanted = fs::read_to_string(&requirements)?;
-    if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        project::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("creating the conformance venv (needs python3 with venv)")?;
-        project::run(
-            Command::new(venv.join("bin/python"))
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&requirements),
-        )?;
-        fs::write(&stamp, wanted)?;
-    }
-    Ok(venv)
-}
-
 /// Debian's Chromium, installed when missing (needs root, as on CI).
 fn chromium() -> anyhow::Result<PathBuf> {
     let path = PathBuf::from("/usr/bin/chromium");
@@ -313,7 +286,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let root = project::root();
     let artifacts = root.join("target/conformance");
     fs::create_dir_all(&artifacts)?;
-    let venv = venv()?;
+    let venv = project::venv("conformance-venv", "xtask/conformance/requirements.txt")?;
     let chromium = chromium()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     project::run(Command::new(&cargo).current_dir(&root).args([

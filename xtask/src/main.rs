@@ -9,14 +9,18 @@
 //!   Python SDK in a local venv (`target/vectors-venv`); with
 //!   `--check-rust`, make Python decode what our codecs wrote.
 //! - `ci`: everything CI runs: fmt, clippy, codegen check, tests.
+//! - `bench`: the Codec Server against an echo server (the transport
+//!   ceiling) and a Python reference server, in one run.
 //! - `conformance`: the system against the real Temporal CLI, dev server,
 //!   Web UI (in Chromium) and Python SDK.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod codegen;
 mod conformance;
+mod histories;
 mod project;
 #[cfg(test)]
 mod tidy;
@@ -34,6 +38,8 @@ tasks:
   vectors [--check-rust] regenerate golden vectors with the real Python SDK
                          (--check-rust: have Python decode what our codecs wrote)
   ci                     fmt, clippy, codegen --check and the whole test suite
+  bench                  the Codec Server against an echo server and the Python
+                         reference, in one run (writes target/bench/latest.md)
   conformance            the system against the real temporal CLI, dev server,
                          Web UI (in Chromium) and Python SDK
 ";
@@ -56,7 +62,12 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         ["vectors"] => vectors::generate(),
         ["vectors", "--check-rust"] => vectors::check_rust(),
         ["ci"] => ci::run(),
+        ["histories"] => histories::generate(),
         ["conformance"] => conformance::run(),
+        ["bench"] => bench::run(),
+        // Internal: the release runner and the echo server `bench` starts.
+        ["bench-run"] => bench::bench_run(),
+        ["bench-echo", port] => bench::echo_server(port.parse()?),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             Ok(())

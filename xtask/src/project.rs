@@ -33,3 +33,31 @@ fn describe(cmd: &Command) -> String {
     }
     out
 }
+
+/// A Python venv at `target/<name>` with the pinned packages of
+/// `requirements` (relative to the root), created or updated when the pins
+/// change; returns its folder.
+pub(crate) fn venv(name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
+    let root = root();
+    let venv = root.join("target").join(name);
+    let requirements = root.join(requirements);
+    let stamp = venv.join("requirements.stamp");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+            .context("creating a Python venv (needs python3 with the venv module)")?;
+        run(Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements))?;
+        std::fs::write(&stamp, wanted)?;
+    }
+    Ok(venv)
+}

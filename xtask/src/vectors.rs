@@ -9,36 +9,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::Context;
-
 use crate::project;
 
 fn venv_python() -> anyhow::Result<PathBuf> {
-    let root = project::root();
-    let venv = root.join("target/vectors-venv");
-    let python = venv.join("bin/python");
-    let requirements = root.join("xtask/vectors/requirements.txt");
-    let stamp = venv.join("requirements.stamp");
-    let wanted = std::fs::read_to_string(&requirements)
-        .with_context(|| format!("reading {}", requirements.display()))?;
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        project::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("creating the vectors venv (is python3 with the venv module installed?)")?;
-        project::run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&requirements),
-        )?;
-        std::fs::write(&stamp, wanted)?;
-    }
-    Ok(python)
+    Ok(project::venv("vectors-venv", "xtask/vectors/requirements.txt")?.join("bin/python"))
 }
 
 pub(crate) fn generate() -> anyhow::Result<()> {
