@@ -288,7 +288,11 @@ impl Config {
     }
 
     /// Applies flag and environment overrides.
-    pub fn apply(&mut self, overrides: &Overrides) {
+    /// `--keyring` (a path relative to the working directory, so callers
+    /// pass it absolute) replaces the `[default]` section's keyring; a file
+    /// without a `[default]` section refuses it rather than opening every
+    /// namespace without auth.
+    pub fn apply(&mut self, overrides: &Overrides) -> Result<(), ConfigError> {
         if let Some(listen) = overrides.listen {
             self.server.listen = listen;
         }
@@ -304,14 +308,16 @@ impl Config {
             self.cors.allow_credentials = true;
         }
         if let Some(keyring) = &overrides.keyring {
-            let default = self.default.get_or_insert_with(|| NamespaceConfig {
-                keyring: None,
-                chain: default_chain(),
-                auth: AuthConfig::None,
-                refuse: false,
-            });
+            let Some(default) = self.default.as_mut() else {
+                return Err(ConfigError::Invalid(
+                    "--keyring / CODEC_SERVER_KEYRING sets the [default] section's keyring, but the config \
+                     file has no [default] section; add one (with its auth) or set keyrings per namespace"
+                        .to_owned(),
+                ));
+            };
             default.keyring = Some(keyring.clone());
         }
+        Ok(())
     }
 
     /// Resolves `path` against the config file's folder.
@@ -458,19 +464,35 @@ mod tests {
 
     #[test]
     fn overrides_win_over_the_file() {
-        let mut config = parse("[server]\nlisten = \"127.0.0.1:1\"").unwrap();
-        config.apply(&Overrides {
-            listen: Some("127.0.0.1:2".parse().unwrap()),
-            keyring: Some(PathBuf::from("k.toml")),
-            allow_origins: vec!["https://ui.example".into()],
-            ..Default::default()
-        });
+        let mut config =
+            parse("[server]\nlisten = \"127.0.0.1:1\"\n[default]\nkeyring = \"old.toml\"").unwrap();
+        config
+            .apply(&Overrides {
+                listen: Some("127.0.0.1:2".parse().unwrap()),
+                keyring: Some(PathBuf::from("k.toml")),
+                allow_origins: vec!["https://ui.example".into()],
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(config.server.listen.port(), 2);
         assert_eq!(config.cors.allowed_origins, ["https://ui.example"]);
         assert_eq!(
             config.default.unwrap().keyring.unwrap(),
             Path::new("k.toml")
         );
+    }
+
+    #[test]
+    fn keyring_override_never_opens_a_config_without_default() {
+        let mut config = parse("[namespaces.payments]\nkeyring = \"p.toml\"").unwrap();
+        let err = config
+            .apply(&Overrides {
+                keyring: Some(PathBuf::from("k.toml")),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("no [default] section"), "{err}");
+        assert!(config.default.is_none());
     }
 
     #[test]

@@ -108,6 +108,19 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
     Ok(AppState::new(namespaces, config.server.clone()))
 }
 
+/// Everything `serve` would refuse at start-up, checked without binding:
+/// the configuration, every keyring, the CORS values and the TLS files.
+/// What `codec-server --check-config` runs.
+pub fn check(config: &Config) -> Result<(), ServeError> {
+    build_state(config)?;
+    let _cors = cors::layer(&config.cors)?;
+    if let Some(tls) = &config.tls {
+        let (cert, key) = tls::paths(tls, |p| config.resolve(p));
+        tls::server_config(&cert, &key)?;
+    }
+    Ok(())
+}
+
 /// Serves on `config.server.listen` until `shutdown` completes.
 pub async fn serve(
     config: Config,

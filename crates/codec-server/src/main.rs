@@ -5,6 +5,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,11 +38,22 @@ const EXAMPLES: &str = "Examples:
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log) {
+        Ok(filter) => filter,
+        Err(err) => {
+            eprintln!(
+                "codec-server: error: --log `{}` is not a valid log filter ({err}); \
+                 try `info` or `codec_server=debug`",
+                args.log
+            );
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in files or journals.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,14 +80,25 @@ fn run(args: Args) -> anyhow::Result<()> {
             Config::development(keyring)
         }
     };
-    config.apply(&args.overrides);
-    // Loads every keyring, so --check-config proves the keys are usable.
-    codec_server::build_state(&config)?;
+    let mut overrides = args.overrides;
+    // Flag and environment paths are relative to the working directory.
+    if let Some(keyring) = overrides.keyring.take() {
+        let cwd = std::env::current_dir().context("reading the working directory")?;
+        overrides.keyring = Some(cwd.join(keyring));
+    }
+    config.apply(&overrides)?;
+    // Loads every keyring and the TLS files, so --check-config proves they are usable.
+    codec_server::check(&config)?;
     if args.check_config {
         println!("configuration is valid");
         return Ok(());
     }
-    let endpoint = format!("http://{}", config.server.listen);
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let endpoint = format!("{scheme}://{}", config.server.listen);
     if development {
         eprintln!(
             "codec-server: development mode (no --config): any namespace, no auth, CORS for the local Web UI.\n\
