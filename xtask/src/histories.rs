@@ -29,8 +29,9 @@ fn venv() -> anyhow::Result<PathBuf> {
     let wanted = fs::read_to_string(&requirements)
         .with_context(|| format!("reading {}", requirements.display()))?;
     if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        project::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("creating the conformance venv (is python3 with the venv module installed?)")?;
+        project::run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(
+            "creating the conformance venv (is python3 with the venv module installed?)",
+        )?;
         project::run(
             Command::new(venv.join("bin/python"))
                 .args([

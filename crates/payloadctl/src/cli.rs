@@ -1,0 +1,121 @@
+//! The command line: [`Cli`] and its [`Command`]s, plus the argument groups
+//! several commands share. Doc comments here are the `--help` text; each
+//! command's own arguments live beside its code in `commands/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands::decode::DecodeArgs;
+use crate::commands::decode_history::DecodeHistoryArgs;
+use crate::commands::encode::EncodeArgs;
+use crate::commands::inspect::InspectArgs;
+use crate::commands::keys::KeysArgs;
+use crate::commands::probe::ProbeArgs;
+
+/// Read, write and check Temporal payloads outside the Web UI.
+///
+/// For operators: rotate the encryption keys shared with the Codec Server,
+/// decode an exported workflow history, see how a payload is encoded, and
+/// check that a Codec Server works for the Temporal CLI and Web UI.
+///
+/// Data goes to stdout, diagnostics and progress to stderr. Exit status: 0
+/// ok, 1 a check failed or some payloads could not be decoded, 2 a usage or
+/// runtime error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "payloadctl",
+    version,
+    propagate_version = true,
+    after_long_help = "\
+Examples:
+  payloadctl keys generate --keyring keyring.toml
+  temporal workflow show -w order-42 -o json > order-42.json
+  payloadctl decode-history order-42.json --keyring keyring.toml -o order-42.decoded.json
+  payloadctl probe http://127.0.0.1:8888
+
+See docs/payloadctl.md for more."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands. Their help comes from the doc comments of their
+/// argument structs in `commands/`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    Keys(KeysArgs),
+    Encode(EncodeArgs),
+    Decode(DecodeArgs),
+    DecodeHistory(DecodeHistoryArgs),
+    Inspect(InspectArgs),
+    Probe(ProbeArgs),
+}
+
+/// Where the keyring file is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct KeyringArgs {
+    /// The keyring file (TOML, see docs/keyring.md), shared with the Codec
+    /// Server.
+    #[arg(long, value_name = "PATH", env = "PAYLOADCTL_KEYRING")]
+    pub(crate) keyring: Option<PathBuf>,
+}
+
+impl KeyringArgs {
+    /// The keyring path, or an error saying how to give one.
+    pub(crate) fn required(&self) -> anyhow::Result<&Path> {
+        match &self.keyring {
+            Some(path) => Ok(path),
+            None => bail!("no keyring file given: pass --keyring PATH or set PAYLOADCTL_KEYRING"),
+        }
+    }
+}
+
+/// A Codec Server to use instead of the local keyring.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RemoteArgs {
+    /// Use this Codec Server (e.g. http://127.0.0.1:8888 or
+    /// http://host/codec) instead of the local keyring, as the Temporal CLI
+    /// does with --codec-endpoint.
+    #[arg(long, value_name = "URL")]
+    pub(crate) remote: Option<String>,
+    /// The namespace sent to the Codec Server (X-Namespace).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "default",
+        requires = "remote"
+    )]
+    pub(crate) namespace: String,
+    /// The Authorization header for the Codec Server, e.g. "Bearer TOKEN".
+    #[arg(
+        long,
+        value_name = "VALUE",
+        env = "PAYLOADCTL_AUTH",
+        hide_env_values = true
+    )]
+    pub(crate) auth: Option<String>,
+}
+
+/// A codec in a chain, named as in the Codec Server's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CodecName {
+    /// AES-256-GCM with the keyring's active key (`binary/encrypted`).
+    Encrypt,
+    /// zstd compression (`binary/zstd`).
+    Zstd,
+    /// Go-compatible zlib compression (`binary/zlib`).
+    Zlib,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Aligned text for people.
+    #[default]
+    Text,
+    /// JSON for scripts.
+    Json,
+}
