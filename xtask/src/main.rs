@@ -40,6 +40,7 @@ tasks:
   ci                     fmt, clippy, codegen --check and the whole test suite
   bench                  the Codec Server against an echo server and the Python
                          reference, in one run (writes target/bench/latest.md)
+  histories              re-export the real encrypted histories payloadctl tests use
   conformance            the system against the real temporal CLI, dev server,
                          Web UI (in Chromium) and Python SDK
 ";

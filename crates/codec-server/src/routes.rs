@@ -21,8 +21,17 @@ use crate::error::ApiError;
 use crate::metrics::RequestStats;
 use crate::state::AppState;
 
-/// Bodies above this are decoded off the I/O threads.
+/// Bodies above this are decoded off the I/O threads, a bounded number at a time.
 const OFFLOAD_BYTES: usize = 256 * 1024;
+
+/// Slots for large bodies: one per available core.
+fn large_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Action {
@@ -193,7 +202,13 @@ async fn run_codec(
         }
     };
     let out = if body_len > OFFLOAD_BYTES {
-        // Large batches: keep the I/O threads free for other requests.
+        // Large batches: at most one per core at a time (more would only
+        // hold more memory, not go faster), on the blocking pool so the I/O
+        // threads stay free for small requests.
+        let _slot = large_slots()
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Overloaded)?;
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || handle.block_on(run))
             .await

@@ -80,7 +80,12 @@ impl CodecChain {
     }
 }
 
-async fn step(codec: &dyn PayloadCodec, payloads: Vec<Payload>, encode: bool) -> CodecResult {
+/// Runs one codec over a batch and checks it kept the batch size.
+pub(crate) async fn step(
+    codec: &dyn PayloadCodec,
+    payloads: Vec<Payload>,
+    encode: bool,
+) -> CodecResult {
     let expected = payloads.len();
     let out = if encode {
         codec.encode(payloads).await?

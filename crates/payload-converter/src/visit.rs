@@ -10,8 +10,8 @@ use payload_proto::temporal::api::common::v1::{Header, Memo, Payload, Payloads};
 use payload_proto::temporal::api::failure::v1::Failure;
 use payload_proto::temporal::api::failure::v1::failure::FailureInfo;
 
-use crate::codec::PayloadCodec;
-use crate::error::{CodecErrorKind, CountMismatch, PayloadCodecError};
+use crate::codec::{PayloadCodec, step};
+use crate::error::PayloadCodecError;
 
 /// A message that holds payloads a codec should transform.
 pub trait VisitPayloads {
@@ -125,22 +125,7 @@ where
     if batch.is_empty() {
         return Ok(());
     }
-    let expected = batch.len();
-    let out = if encode {
-        codec.encode(batch).await?
-    } else {
-        codec.decode(batch).await?
-    };
-    if out.len() != expected {
-        return Err(PayloadCodecError::new(
-            CodecErrorKind::Contract,
-            CountMismatch {
-                codec: codec.name().to_owned(),
-                expected,
-                actual: out.len(),
-            },
-        ));
-    }
+    let out = step(codec, batch, encode).await?;
     let mut out = out.into_iter();
     message.visit_payloads(&mut |p| {
         if let Some(next) = out.next() {
