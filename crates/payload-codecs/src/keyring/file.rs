@@ -344,6 +344,7 @@ impl KeyringFile {
         ));
 
         let result = write_private(&tmp, self.to_toml().as_bytes())
+            .and_then(|()| keep_owner(path, &tmp))
             .and_then(|()| fs::rename(&tmp, path))
             .and_then(|()| sync_dir(dir));
         if result.is_err() {
@@ -363,6 +364,30 @@ impl KeyringFile {
             None => KeyringError::new(kind),
         }
     }
+}
+
+/// Gives the new file the owner and group of the file it replaces, so that
+/// rotating keys as root does not leave a 0600 file the server's own user
+/// can no longer read. Without the right to change owners (not root), the
+/// new file keeps the caller's, which is then also the old file's owner in
+/// the usual setup; that is not an error.
+fn keep_owner(existing: &Path, new: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(old) = fs::metadata(existing) {
+            let mine = fs::metadata(new)?;
+            if (old.uid(), old.gid()) != (mine.uid(), mine.gid()) {
+                match std::os::unix::fs::chown(new, Some(old.uid()), Some(old.gid())) {
+                    Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {}
+                    other => other?,
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (existing, new);
+    Ok(())
 }
 
 /// Reads one key's material.

@@ -529,3 +529,26 @@ fn the_example_in_docs_keyring_md_is_valid() {
         matches!(file.source("test-key-id"), Some(KeySource::Hex(k)) if *k.as_bytes() == KEY_A)
     );
 }
+
+/// Rotating as root must not take the keyring away from the server's user.
+#[cfg(unix)]
+#[test]
+fn save_keeps_the_owner_of_the_file_it_replaces() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
+    let dir = TempDir::new();
+    let path = dir.path().join("keyring.toml");
+    let mut file = KeyringFile::generate(id("k1")).unwrap();
+    file.save_atomic(&path).unwrap();
+    // 65534 is `nobody`; only root may hand a file to another user.
+    if std::os::unix::fs::chown(&path, Some(65534), Some(65534)).is_err() {
+        eprintln!("not root: the owner cannot change, so there is nothing to keep");
+        return;
+    }
+    file.generate_key(id("k2")).unwrap();
+    file.save_atomic(&path).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(KeyringFile::load(&path).unwrap().source("k2").is_some());
+}
