@@ -73,20 +73,28 @@ fn wait_for_port(port: u16, what: &Running, timeout: Duration) -> anyhow::Result
     )
 }
 
-/// Debian's Chromium, installed when missing (needs root, as on CI).
+/// The browser: `$CHROMIUM` if set, else Debian's `/usr/bin/chromium`,
+/// installed with apt-get when missing and running as root (as on CI here).
 fn chromium() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM").map(PathBuf::from) {
+        if path.exists() {
+            return Ok(path);
+        }
+        bail!("CHROMIUM={} does not exist", path.display());
+    }
     let path = PathBuf::from("/usr/bin/chromium");
     if path.exists() {
         return Ok(path);
     }
     eprintln!("conformance: installing Debian's chromium");
-    project::run(Command::new("apt-get").args(["update", "-q"]))?;
+    project::run(Command::new("apt-get").args(["update", "-q"]))
+        .context("apt-get update failed: run as root, install `chromium`, or set CHROMIUM to a Chromium or Chrome binary")?;
     project::run(
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends", "chromium"])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
-    .context("installing chromium with apt-get (run as root, or install it yourself)")?;
+    .context("installing chromium with apt-get failed: run as root, or set CHROMIUM to a Chromium or Chrome binary")?;
     Ok(path)
 }
 
