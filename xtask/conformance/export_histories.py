@@ -29,11 +29,9 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, List
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio import activity, workflow
-from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     Interceptor,
@@ -45,7 +43,6 @@ from temporalio.common import HeaderCodecBehavior, RetryPolicy
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
-    PayloadCodec,
     default,
 )
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -54,44 +51,12 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 # The official Python sample's key; public, for tests only.
 KEY_ID = "test-key-id"
-KEY = b"test-key-test-key-test-key-test!"
 
 
-class SampleEncryptionCodec(PayloadCodec):
-    """The official samples' wire format (as in workflows.py, kept here so
-    this script does not follow that file's changes): `binary/encrypted`,
-    `encryption-key-id`, 12-byte nonce ‖ AES-256-GCM of the serialized inner
-    Payload ‖ tag, no associated data."""
+# The samples' codec, shared with the conformance workflows (same folder).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workflows import SampleEncryptionCodec  # noqa: E402
 
-    def __init__(self) -> None:
-        self.aead = AESGCM(KEY)
-
-    async def encode(self, payloads: Iterable[Payload]) -> List[Payload]:
-        out = []
-        for p in payloads:
-            nonce = os.urandom(12)
-            sealed = self.aead.encrypt(nonce, p.SerializeToString(), None)
-            out.append(
-                Payload(
-                    metadata={
-                        "encoding": b"binary/encrypted",
-                        "encryption-key-id": KEY_ID.encode(),
-                    },
-                    data=nonce + sealed,
-                )
-            )
-        return out
-
-    async def decode(self, payloads: Iterable[Payload]) -> List[Payload]:
-        out = []
-        for p in payloads:
-            if p.metadata.get("encoding", b"") != b"binary/encrypted":
-                out.append(p)
-                continue
-            if p.metadata.get("encryption-key-id", b"").decode() != KEY_ID:
-                raise ValueError("unknown key id")
-            out.append(Payload.FromString(self.aead.decrypt(p.data[:12], p.data[12:], None)))
-        return out
 
 TASK_QUEUE = "payloadkit-histories"
 
@@ -252,7 +217,7 @@ def start_server(temporal: str, workdir: str) -> "tuple[subprocess.Popen, str]":
 
 async def connect(address: str, deadline: float) -> Client:
     converter = DataConverter(
-        payload_codec=SampleEncryptionCodec(),
+        payload_codec=SampleEncryptionCodec(KEY_ID),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
     while True:
