@@ -246,3 +246,67 @@ fn markdown_link_finder_sees_links_and_skips_code() {
     let links = markdown_links("see [a](x.md) and [b](y.md#z)\n```\n[c](nope.md)\n```\n");
     assert_eq!(links, ["x.md", "y.md#z"]);
 }
+
+/// Each package's dependencies (normal, build and dev, any feature) as
+/// `Cargo.lock` records them, by name.
+fn lockfile_graph() -> std::collections::BTreeMap<String, Vec<String>> {
+    let lock = read(&project::root().join("Cargo.lock"));
+    let mut graph = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for package in lock.split("[[package]]").skip(1) {
+        let Some(name) = package
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+        else {
+            continue;
+        };
+        let deps = package
+            .split_once("dependencies = [")
+            .map(|(_, rest)| rest.split(']').next().unwrap_or_default())
+            .unwrap_or_default()
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter_map(|dep| dep.split(' ').next())
+            .map(str::to_owned);
+        graph.entry(name.to_owned()).or_default().extend(deps);
+    }
+    graph
+}
+
+/// The official Temporal SDK (gRPC, its protos, the core) is a dependency
+/// of `temporal-sdk-codec` only: the Codec Server, payloadctl and the
+/// libraries never build it, and nothing depends on the adapter.
+#[test]
+fn sdk_stays_out_of_the_other_crates() {
+    let graph = lockfile_graph();
+    assert!(
+        graph.contains_key("temporalio-sdk"),
+        "Cargo.lock lists the SDK"
+    );
+    let heavy = |name: &str| {
+        name.starts_with("temporalio") || name.starts_with("tonic") || name == "temporal-sdk-codec"
+    };
+    let mut bad = Vec::new();
+    for member in members() {
+        let name = member.rsplit('/').next().unwrap_or(&member).to_owned();
+        if name == "temporal-sdk-codec" {
+            continue;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![name.clone()];
+        while let Some(next) = stack.pop() {
+            for dep in graph.get(&next).into_iter().flatten() {
+                if seen.insert(dep.clone()) {
+                    stack.push(dep.clone());
+                }
+            }
+        }
+        bad.extend(
+            seen.iter()
+                .filter(|d| heavy(d))
+                .map(|d| format!("{name} depends on {d}")),
+        );
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
