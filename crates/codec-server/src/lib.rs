@@ -30,6 +30,7 @@ pub mod config;
 mod cors;
 pub mod dev;
 mod error;
+pub mod log_format;
 mod metrics;
 mod namespaces;
 mod reload;
@@ -93,10 +94,6 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, ServeError> {
         .fallback(routes::dispatch)
         // The codec routes enforce `server.max_body_bytes` themselves.
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            routes::observe,
-        ))
         .layer(cors)
         .with_state(state))
 }

@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         .with_writer(log.writer())
         // Colours only for a person at a terminal, not in files or journals.
         .with_ansi(ansi)
+        .event_format(codec_server::log_format::LineFormat)
         .init();
     let code = match run(args) {
         Ok(()) => ExitCode::SUCCESS,

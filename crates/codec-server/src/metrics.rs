@@ -6,10 +6,12 @@
 //! namespaces (others count as `other`), so callers cannot inflate the
 //! number of series.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{Key, Label, Level, Metadata, Recorder};
+use arc_swap::ArcSwap;
+use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 static METADATA: Metadata<'static> =
@@ -31,11 +33,29 @@ pub(crate) struct RequestStats {
     pub(crate) error: Option<&'static str>,
 }
 
+/// The series one (route, namespace) pair records into on success: handles
+/// registered once, so a request costs a few atomic adds, not label sets,
+/// key hashing and registry look-ups.
+struct Series {
+    requests_ok: Counter,
+    payloads: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    duration: Histogram,
+}
+
+/// Namespace label → the series of each route seen with it.
+type SeriesCache = HashMap<Box<str>, Vec<(&'static str, Arc<Series>)>>;
+
 /// The server's metrics.
 #[derive(Clone)]
 pub(crate) struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Read without locks; written the first time a (route, namespace)
+    /// pair is seen. Bounded: namespace labels are configured names or
+    /// `other`, routes are a fixed set.
+    series: Arc<ArcSwap<SeriesCache>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -54,7 +74,66 @@ impl Metrics {
         Self {
             recorder: Arc::new(recorder),
             handle,
+            series: Arc::new(ArcSwap::from_pointee(HashMap::new())),
         }
+    }
+
+    fn labels(route: &'static str, namespace: &str) -> Vec<Label> {
+        vec![
+            Label::new("route", route),
+            Label::new("namespace", namespace.to_owned()),
+        ]
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn register(&self, route: &'static str, namespace: &str) -> Series {
+        let with = |extra: Option<Label>| {
+            let mut labels = Self::labels(route, namespace);
+            labels.extend(extra);
+            labels
+        };
+        Series {
+            requests_ok: self.counter(
+                "codec_server_requests_total",
+                with(Some(Label::new("status", "200"))),
+            ),
+            payloads: self.counter("codec_server_payloads_total", with(None)),
+            bytes_in: self.counter("codec_server_request_bytes_total", with(None)),
+            bytes_out: self.counter("codec_server_response_bytes_total", with(None)),
+            duration: self.recorder.register_histogram(
+                &Key::from_parts("codec_server_request_duration_seconds", with(None)),
+                &METADATA,
+            ),
+        }
+    }
+
+    /// The cached series for (`route`, `namespace`), registered on first use.
+    fn series(&self, route: &'static str, namespace: &str) -> Arc<Series> {
+        let find = |cache: &SeriesCache| {
+            cache.get(namespace).and_then(|routes| {
+                routes
+                    .iter()
+                    .find(|(r, _)| *r == route)
+                    .map(|(_, series)| series.clone())
+            })
+        };
+        if let Some(series) = find(&self.series.load()) {
+            return series;
+        }
+        let series = Arc::new(self.register(route, namespace));
+        self.series.rcu(|cache| {
+            let mut cache = SeriesCache::clone(cache);
+            let routes = cache.entry(namespace.into()).or_default();
+            if !routes.iter().any(|(r, _)| *r == route) {
+                routes.push((route, series.clone()));
+            }
+            cache
+        });
+        series
     }
 
     /// Records one finished request.
@@ -65,52 +144,25 @@ impl Metrics {
         status: u16,
         latency: Duration,
     ) {
-        let labels = || {
-            vec![
-                Label::new("route", stats.route),
-                Label::new("namespace", namespace_label.to_owned()),
-            ]
-        };
-        let counter = |name: &'static str, extra: Vec<Label>, value: u64| {
-            let mut all = labels();
-            all.extend(extra);
-            self.recorder
-                .register_counter(&Key::from_parts(name, all), &METADATA)
-                .increment(value);
-        };
-        counter(
-            "codec_server_requests_total",
-            vec![Label::new("status", status.to_string())],
-            1,
-        );
-        counter(
-            "codec_server_payloads_total",
-            Vec::new(),
-            stats.payloads as u64,
-        );
-        counter(
-            "codec_server_request_bytes_total",
-            Vec::new(),
-            stats.bytes_in as u64,
-        );
-        counter(
-            "codec_server_response_bytes_total",
-            Vec::new(),
-            stats.bytes_out as u64,
-        );
-        if let Some(code) = stats.error {
-            counter(
-                "codec_server_errors_total",
-                vec![Label::new("code", code)],
-                1,
-            );
+        let series = self.series(stats.route, namespace_label);
+        if status == 200 {
+            series.requests_ok.increment(1);
+        } else {
+            let mut labels = Self::labels(stats.route, namespace_label);
+            labels.push(Label::new("status", status.to_string()));
+            self.counter("codec_server_requests_total", labels)
+                .increment(1);
         }
-        self.recorder
-            .register_histogram(
-                &Key::from_parts("codec_server_request_duration_seconds", labels()),
-                &METADATA,
-            )
-            .record(latency.as_secs_f64());
+        series.payloads.increment(stats.payloads as u64);
+        series.bytes_in.increment(stats.bytes_in as u64);
+        series.bytes_out.increment(stats.bytes_out as u64);
+        if let Some(code) = stats.error {
+            let mut labels = Self::labels(stats.route, namespace_label);
+            labels.push(Label::new("code", code));
+            self.counter("codec_server_errors_total", labels)
+                .increment(1);
+        }
+        series.duration.record(latency.as_secs_f64());
     }
 
     /// The Prometheus text exposition.

@@ -6,12 +6,13 @@
 //! content type → namespace → auth → body (bounded) → payloads → codec →
 //! answer with the same count and order.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use payload_proto::temporal::api::common::v1::Payload;
 
@@ -92,99 +93,121 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Every request that is not health or metrics lands here.
+/// Every request that is not health or metrics lands here. Records the
+/// request's metrics and access-log line (what was done, never payload
+/// data, keys or credentials).
 pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
-    let path = request.uri().path().to_owned();
-    let Some((prefix, action)) = action_of(&path) else {
-        return with_stats(
-            ApiError::NotFound(path.clone()).into_response(),
-            RequestStats {
-                route: "other",
-                error: Some("not_found"),
-                ..Default::default()
-            },
-        );
-    };
-    let mut stats = RequestStats {
-        route: action.route(),
-        ..Default::default()
-    };
-    let result = handle(&state, request, prefix.to_owned(), action, &mut stats).await;
-    let response = match result {
-        Ok(body) => {
-            stats.bytes_out = body.len();
-            let mut response = (StatusCode::OK, body).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        Err(err) => {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let mut stats = RequestStats::default();
+    let response = match action_of(parts.uri.path()) {
+        None => {
+            stats.route = "other";
+            let err = ApiError::NotFound(parts.uri.path().to_owned());
             stats.error = Some(err.status_and_code().1);
             err.into_response()
         }
+        Some((prefix, action)) => {
+            stats.route = action.route();
+            let prefix = prefix.to_owned();
+            match handle(&state, &parts, body, &prefix, action, &mut stats).await {
+                Ok(body) => {
+                    stats.bytes_out = body.len();
+                    let mut response = (StatusCode::OK, body).into_response();
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(err) => {
+                    stats.error = Some(err.status_and_code().1);
+                    err.into_response()
+                }
+            }
+        }
     };
-    with_stats(response, stats)
-}
-
-fn with_stats(mut response: Response, stats: RequestStats) -> Response {
-    response.extensions_mut().insert(stats);
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    let label = state.namespaces().metric_label(&stats.namespace);
+    state.metrics().record(&stats, label, status, latency);
+    tracing::info!(
+        target: "codec_server::access",
+        method = parts.method.as_str(),
+        path = parts.uri.path(),
+        namespace = stats.namespace,
+        payloads = stats.payloads,
+        bytes_in = stats.bytes_in,
+        bytes_out = stats.bytes_out,
+        status,
+        error = stats.error.unwrap_or(""),
+        latency_us = latency.as_micros() as u64,
+    );
     response
 }
 
 async fn handle(
     state: &AppState,
-    request: Request,
-    prefix: String,
+    parts: &Parts,
+    body: Body,
+    prefix: &str,
     action: Action,
     stats: &mut RequestStats,
 ) -> Result<Vec<u8>, ApiError> {
-    if request.method() != Method::POST {
+    if parts.method != Method::POST {
         return Err(ApiError::MethodNotAllowed {
-            method: request.method().to_string(),
-            path: request.uri().path().to_owned(),
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
             allowed: "POST",
         });
     }
-    let headers = request.headers();
+    let headers = &parts.headers;
     check_content_type(headers)?;
-    let namespace = namespace_of(headers, &prefix, state);
-    stats.namespace.clone_from(&namespace);
-    let policy = state.namespaces().policy(&namespace)?;
+    stats.namespace = namespace_of(headers, prefix, state);
+    let namespace = stats.namespace.as_str();
+    let policy = state.namespaces().policy(namespace)?;
     let access = if action == Action::Encode {
         Access::Write
     } else {
         Access::Read
     };
-    policy.auth.check(headers, &namespace, access).await?;
+    policy.auth.check(headers, namespace, access).await?;
     if action == Action::Download {
         return Err(ApiError::DownloadUnavailable);
     }
 
+    // One deadline for waiting for a slot and doing the work: a request
+    // that cannot start in time is refused as overloaded (503), one that
+    // started and ran out of time is a timeout (504).
     let limits = state.limits();
-    let deadline = Duration::from_secs(limits.request_timeout_secs);
-    let _permit = tokio::time::timeout(deadline, state.concurrency().acquire())
-        .await
-        .map_err(|_| ApiError::Overloaded)?
-        .map_err(|_| ApiError::Overloaded)?;
-
+    let started = AtomicBool::new(false);
     let work = async {
-        let body = to_bytes(request.into_body(), limits.max_body_bytes)
+        let _permit = state
+            .concurrency()
+            .acquire()
             .await
-            .map_err(|_| ApiError::BodyTooLarge {
-                limit: limits.max_body_bytes,
-            })?;
+            .map_err(|_| ApiError::Overloaded)?;
+        started.store(true, Ordering::Relaxed);
+        let body =
+            to_bytes(body, limits.max_body_bytes)
+                .await
+                .map_err(|_| ApiError::BodyTooLarge {
+                    limit: limits.max_body_bytes,
+                })?;
         stats.bytes_in = body.len();
         let payloads = parse_payloads(&body, limits.max_payloads)?;
         stats.payloads = payloads.len();
-        let codec = policy.codec.clone();
-        let out = run_codec(codec, payloads, action, body.len()).await?;
+        let out = run_codec(policy.codec.clone(), payloads, action, body.len()).await?;
         write_payloads(&out).map_err(|e| ApiError::Internal(format!("writing the answer: {e}")))
     };
-    tokio::time::timeout(deadline, work)
-        .await
-        .map_err(|_| ApiError::Timeout(limits.request_timeout_secs))?
+    let deadline = Duration::from_secs(limits.request_timeout_secs);
+    match tokio::time::timeout(deadline, work).await {
+        Ok(result) => result,
+        Err(_) if started.load(Ordering::Relaxed) => {
+            Err(ApiError::Timeout(limits.request_timeout_secs))
+        }
+        Err(_) => Err(ApiError::Overloaded),
+    }
 }
 
 async fn run_codec(
@@ -260,40 +283,6 @@ pub(crate) async fn get_only(request: Request<Body>) -> Response {
         allowed: "GET",
     }
     .into_response()
-}
-
-/// Access log and metrics for every request. Logs what was done, never
-/// payload data, keys or credentials.
-pub(crate) async fn observe(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    let latency = started.elapsed();
-    let status = response.status();
-    if let Some(stats) = response.extensions().get::<RequestStats>() {
-        let label = state.namespaces().metric_label(&stats.namespace);
-        state
-            .metrics()
-            .record(stats, label, status.as_u16(), latency);
-        tracing::info!(
-            target: "codec_server::access",
-            %method,
-            path,
-            namespace = stats.namespace,
-            payloads = stats.payloads,
-            bytes_in = stats.bytes_in,
-            bytes_out = stats.bytes_out,
-            status = status.as_u16(),
-            error = stats.error.unwrap_or(""),
-            latency_us = latency.as_micros() as u64,
-        );
-    }
-    response
 }
 
 #[cfg(test)]
