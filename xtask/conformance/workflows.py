@@ -12,7 +12,12 @@ as payloadkit's), so the stored history is unreadable without a Codec Server.
         start a worker, run the workflow, print its result as JSON (or the
         failure message, with exit status 3)
     python workflows.py worker --address A --seconds N [--codec ...]
-        run a worker only (for workflows started by the temporal CLI)
+        run a worker only (for workflows started by the temporal CLI or the
+        Rust SDK starter)
+    python workflows.py start --address A --workflow-id ID \
+        --workflow-type NAME --task-queue Q --args '["name"]' [--codec ...]
+        a client only: start a workflow another worker runs (the Rust SDK
+        example worker), wait, print its result as JSON
 """
 
 import argparse
@@ -205,6 +210,19 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def start_only(args: argparse.Namespace) -> int:
+    client = await connect(args)
+    result = await client.execute_workflow(
+        args.workflow_type,
+        args=json.loads(args.args),
+        id=args.workflow_id,
+        task_queue=args.task_queue,
+        execution_timeout=timedelta(seconds=args.timeout),
+    )
+    print(json.dumps(result))
+    return 0
+
+
 async def worker_only(args: argparse.Namespace) -> int:
     client = await connect(args)
     async with make_worker(client):
@@ -215,7 +233,7 @@ async def worker_only(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "worker"):
+    for name in ("run", "worker", "start"):
         p = sub.add_parser(name)
         p.add_argument("--address", required=True)
         p.add_argument("--codec", default="encrypt")
@@ -225,10 +243,17 @@ def main() -> int:
             p.add_argument("--workflow-id", required=True)
             p.add_argument("--workflow", default="greet", choices=sorted(WORKFLOWS))
             p.add_argument("--args", default='["world"]')
+        elif name == "start":
+            p.add_argument("--workflow-id", required=True)
+            p.add_argument("--workflow-type", required=True)
+            p.add_argument("--task-queue", required=True)
+            p.add_argument("--args", default='["world"]')
+            p.add_argument("--timeout", type=float, default=60)
         else:
             p.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
-    return asyncio.run(run(args) if args.command == "run" else worker_only(args))
+    commands = {"run": run, "worker": worker_only, "start": start_only}
+    return asyncio.run(commands[args.command](args))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@
 //! Python SDK, and Debian's Chromium when it is missing; builds and starts
 //! our `codec-server` and `temporal server start-dev --ui-codec-endpoint` on
 //! free loopback ports; runs Python workflows that encrypt with the samples'
-//! codec; then checks what the real CLI and a real browser show. Prints
+//! codec; runs the official Rust SDK's worker and starter with our codec
+//! (`crates/temporal-sdk-codec/examples`) and has them exchange encrypted
+//! payloads with the Python SDK; then checks what the real CLI and a real
+//! browser show. Prints
 //! `N passed, N failed` and fails on any failure. Artifacts (logs, the Web UI
 //! screenshot) go to `target/conformance/`.
 
@@ -28,6 +31,15 @@ const TOKEN: &str = "conformance-token";
 const SAMPLE_KEY_B64: &str = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdCE=";
 /// `bytes(range(32))`, the "rotated-old-key" of the workflows.
 const OLD_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+/// The task queue of the Python worker in `workflows.py`.
+const PYTHON_QUEUE: &str = "payloadkit-conformance";
+/// The task queue of the Rust SDK example worker.
+const RUST_QUEUE: &str = "payloadkit-rust-conformance";
+/// base64 of `binary/encrypted`, `test-key-id` and `json/plain`, as a raw
+/// JSON history shows metadata values.
+const ENCRYPTED_B64: &str = "YmluYXJ5L2VuY3J5cHRlZA==";
+const KEY_ID_B64: &str = "dGVzdC1rZXktaWQ=";
+const JSON_PLAIN_B64: &str = "anNvbi9wbGFpbg==";
 
 /// A child process killed when dropped.
 struct Running {
@@ -112,6 +124,35 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Runs `cmd` with its output in `log`, killing it after `timeout`;
+/// returns whether it succeeded and what it printed.
+fn output_within(
+    cmd: &mut Command,
+    timeout: Duration,
+    log: &Path,
+) -> anyhow::Result<(bool, String)> {
+    let mut running = spawn("command", cmd, log)?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = running.child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(running);
+    let shown = fs::read_to_string(log).unwrap_or_default();
+    match status {
+        Some(status) => Ok((status.success(), shown)),
+        None => bail!(
+            "{:?} did not finish within {timeout:?}: {shown}",
+            cmd.get_program()
+        ),
+    }
+}
+
 /// The outcome of the checks.
 #[derive(Default)]
 struct Report {
@@ -145,6 +186,11 @@ struct Stack {
     ui_url: String,
     chromium: PathBuf,
     artifacts: PathBuf,
+    /// The keyring file our Codec Server reads, shared by the Rust SDK
+    /// examples.
+    keyring: PathBuf,
+    /// `target/debug/examples/{worker,starter}` of `temporal-sdk-codec`.
+    rust_examples: PathBuf,
 }
 
 impl Stack {
@@ -191,6 +237,81 @@ impl Stack {
         let shown = text(&out);
         if !(out.status.success() || (workflow == "fail" && out.status.code() == Some(3))) {
             bail!("python workflow {id} failed: {shown}");
+        }
+        Ok(shown.trim().to_owned())
+    }
+
+    /// An example binary of `temporal-sdk-codec` with the stack's address
+    /// and keyring.
+    fn rust_example(&self, name: &str) -> Command {
+        let mut cmd = Command::new(self.rust_examples.join(name));
+        cmd.args(["--address", &self.address, "--keyring"])
+            .arg(&self.keyring);
+        cmd
+    }
+
+    /// The Rust SDK starter: starts `workflow_type` on `queue`, waits, and
+    /// returns what it printed (`result: "…"`).
+    fn rust_start(
+        &self,
+        id: &str,
+        workflow_type: &str,
+        queue: &str,
+        input: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<String> {
+        let mut cmd = self.rust_example("starter");
+        cmd.args([
+            "--workflow-id",
+            id,
+            "--workflow-type",
+            workflow_type,
+            "--task-queue",
+            queue,
+            "--input",
+            input,
+            "--timeout",
+            "60",
+        ])
+        .args(extra);
+        let log = self.artifacts.join(format!("rust-starter-{id}.log"));
+        let (ok, shown) = output_within(&mut cmd, Duration::from_secs(90), &log)?;
+        if !ok {
+            bail!("rust starter for {id} failed: {shown}");
+        }
+        Ok(shown.trim().to_owned())
+    }
+
+    /// `workflows.py start`: the Python client starts a workflow another
+    /// worker runs and prints its result as JSON.
+    fn python_start(
+        &self,
+        id: &str,
+        workflow_type: &str,
+        queue: &str,
+        args: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<String> {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(&self.workflows)
+            .args([
+                "start",
+                "--address",
+                &self.address,
+                "--workflow-id",
+                id,
+                "--workflow-type",
+                workflow_type,
+                "--task-queue",
+                queue,
+                "--args",
+                args,
+            ])
+            .args(extra);
+        let log = self.artifacts.join(format!("python-start-{id}.log"));
+        let (ok, shown) = output_within(&mut cmd, Duration::from_secs(90), &log)?;
+        if !ok {
+            bail!("python start of {id} failed: {shown}");
         }
         Ok(shown.trim().to_owned())
     }
@@ -306,6 +427,20 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "codec-server",
     ]))?;
     let codec_bin = root.join("target/debug/codec-server");
+    // The official Rust SDK's worker and starter with our codec (a
+    // subprocess build: xtask does not depend on the SDK).
+    let started = Instant::now();
+    project::run(Command::new(&cargo).current_dir(&root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "temporal-sdk-codec",
+        "--examples",
+    ]))?;
+    eprintln!(
+        "conformance: Rust SDK examples built in {:.0?}",
+        started.elapsed()
+    );
 
     let (frontend, ui, codec, secured) = (free_port()?, free_port()?, free_port()?, free_port()?);
     let work = tempdir_in(&artifacts, "run")?;
@@ -356,6 +491,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
         ui_url: format!("http://127.0.0.1:{ui}"),
         chromium,
         artifacts: artifacts.clone(),
+        keyring: work.join("keyring.toml"),
+        rust_examples: root.join("target/debug/examples"),
     };
     let report = checks(&stack);
     eprintln!("artifacts (logs, screenshots): {}", artifacts.display());
@@ -488,6 +625,8 @@ fn checks(s: &Stack) -> Report {
             .and_then(|out| expect_all(&out, &[], &["Hello, Zanzibar-7!"])),
     );
 
+    rust_sdk(s, &mut r);
+
     // The real Web UI in a real browser.
     r.check(
         "browser: Web UI workflow page shows decoded input and result",
@@ -512,6 +651,155 @@ fn checks(s: &Stack) -> Report {
         }),
     );
     r
+}
+
+/// The official Rust SDK (`temporal-sdk-codec` examples) with our codec:
+/// stored encrypted, decoded by the real CLI through our server, and
+/// payloads exchanged with the Python SDK's samples codec both ways.
+fn rust_sdk(s: &Stack, r: &mut Report) {
+    let codec = Some(s.codec_url.as_str());
+    // The worker compresses with zstd before encrypting (when it helps) and
+    // decodes either form.
+    let mut worker_cmd = s.rust_example("worker");
+    worker_cmd.args(["--zstd", "--task-queue", RUST_QUEUE, "--seconds", "600"]);
+    let worker = match spawn(
+        "rust sdk worker",
+        &mut worker_cmd,
+        &s.artifacts.join("rust-worker.log"),
+    ) {
+        Ok(worker) => worker,
+        Err(err) => {
+            r.check("rust sdk: example worker starts", Err(err));
+            return;
+        }
+    };
+
+    r.check(
+        "rust sdk: starter runs RustGreet on the Rust worker with the AES-GCM keyring codec",
+        s.rust_start("conf-rust-greet", "RustGreet", RUST_QUEUE, "Kyoto-8", &[])
+            .and_then(|out| expect_all(&out, &[r#"result: "Hello from Rust, Kyoto-8!""#], &[])),
+    );
+    r.check(
+        "rust sdk: the history is stored encrypted under test-key-id",
+        s.show("conf-rust-greet", None, &["-o", "json"])
+            .and_then(|raw| {
+                expect_all(&raw, &[ENCRYPTED_B64, KEY_ID_B64], &[JSON_PLAIN_B64])?;
+                expect_all(&decode_json_data(&raw), &[], &["Kyoto-8"])?;
+                let count = raw.matches(ENCRYPTED_B64).count();
+                Ok(format!(
+                    "{count} binary/encrypted payloads, none json/plain, no plaintext"
+                ))
+            }),
+    );
+    r.check(
+        "rust sdk: CLI decodes the Rust worker's history through our Codec Server",
+        s.show("conf-rust-greet", codec, &["-o", "json"])
+            .and_then(|out| {
+                expect_all(
+                    &decode_json_data(&out),
+                    &["\"Kyoto-8\"", "\"Hello from Rust, Kyoto-8!\""],
+                    &[],
+                )
+            }),
+    );
+    let long = "Reykjavik-2 ".repeat(200);
+    r.check(
+        "rust sdk: zstd then encrypt: stored compressed, decoded by the CLI",
+        rust_zstd(s, &long),
+    );
+
+    // Interop with the Python SDK and the samples' codec, same key.
+    let python_worker = spawn(
+        "python worker",
+        Command::new(&s.python).arg(&s.workflows).args([
+            "worker",
+            "--address",
+            &s.address,
+            "--seconds",
+            "120",
+        ]),
+        &s.artifacts.join("python-worker-rust-interop.log"),
+    );
+    r.check(
+        "interop: Rust starter runs the Python worker's Greet (each decodes the other's payloads)",
+        python_worker.and_then(|mut python| {
+            let out = s.rust_start(
+                "conf-rust-to-python",
+                "Greet",
+                PYTHON_QUEUE,
+                "Nairobi-6",
+                &[],
+            );
+            let _ = python.child.kill();
+            expect_all(&out?, &[r#"result: "Hello, Nairobi-6!""#], &[])
+        }),
+    );
+    r.check(
+        "interop: Python client (zstd+encrypt) runs the Rust worker's RustGreet",
+        s.python_start(
+            "conf-python-to-rust",
+            "RustGreet",
+            RUST_QUEUE,
+            r#"["Quito-1"]"#,
+            &["--codec", "zstd+encrypt"],
+        )
+        .and_then(|out| expect_all(&out, &[r#""Hello from Rust, Quito-1!""#], &[])),
+    );
+    r.check(
+        "interop: both cross-SDK histories are stored encrypted and the CLI decodes them",
+        cross_sdk_histories(s),
+    );
+    drop(worker);
+}
+
+/// The Rust starter with `--zstd` and a 2.4 KB input: every stored payload
+/// is much smaller than the input, and the CLI shows the input in full.
+fn rust_zstd(s: &Stack, long: &str) -> anyhow::Result<String> {
+    let out = s.rust_start("conf-rust-zstd", "RustGreet", RUST_QUEUE, long, &["--zstd"])?;
+    expect_all(&out, &["Hello from Rust, Reykjavik-2"], &[])?;
+    let raw = s.show("conf-rust-zstd", None, &["-o", "json"])?;
+    expect_all(&raw, &[ENCRYPTED_B64], &[])?;
+    expect_all(&decode_json_data(&raw), &[], &["Reykjavik-2"])?;
+    let largest = json_data_values(&raw)
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    if largest * 4 > long.len() {
+        bail!(
+            "a stored payload has {largest} bytes for a {} byte input: not compressed",
+            long.len()
+        );
+    }
+    let decoded = s.show("conf-rust-zstd", Some(&s.codec_url), &["-o", "json"])?;
+    expect_all(&decode_json_data(&decoded), &[long.trim_end()], &[])?;
+    Ok(format!(
+        "largest stored payload {largest} bytes for a {} byte input; decoded in full",
+        long.len()
+    ))
+}
+
+/// The histories of the cross-SDK workflows: stored encrypted, decoded by
+/// the CLI through our server.
+fn cross_sdk_histories(s: &Stack) -> anyhow::Result<String> {
+    let cases = [
+        ("conf-rust-to-python", "Nairobi-6", "Hello, Nairobi-6!"),
+        (
+            "conf-python-to-rust",
+            "Quito-1",
+            "Hello from Rust, Quito-1!",
+        ),
+    ];
+    for (id, input, result) in cases {
+        let raw = s.show(id, None, &["-o", "json"])?;
+        expect_all(&raw, &[ENCRYPTED_B64], &[])?;
+        expect_all(&decode_json_data(&raw), &[], &[input])
+            .with_context(|| format!("{id} stored in clear"))?;
+        let decoded = s.show(id, Some(&s.codec_url), &["-o", "json"])?;
+        expect_all(&decode_json_data(&decoded), &[input, result], &[])
+            .with_context(|| format!("{id} through the Codec Server"))?;
+    }
+    Ok("encrypted at rest; input and result decoded for both".to_owned())
 }
 
 /// `temporal workflow start --input` through our /encode, a Python worker
@@ -566,20 +854,30 @@ fn cli_start(s: &Stack) -> anyhow::Result<String> {
 /// (so checks can look for values inside `json/plain` payloads).
 fn decode_json_data(json: &str) -> String {
     let mut out = String::new();
-    for part in json.split("\"data\":").skip(1) {
-        let value: String = part
-            .trim_start()
-            .trim_start_matches('"')
-            .chars()
-            .take_while(|c| *c != '"')
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&value) {
-            out.push_str(&String::from_utf8_lossy(&bytes));
-            out.push('\n');
-        }
+    for bytes in json_data_values(json) {
+        out.push_str(&String::from_utf8_lossy(&bytes));
+        out.push('\n');
     }
     out
+}
+
+/// The base64 `"data"` values of a JSON history, decoded.
+fn json_data_values(json: &str) -> Vec<Vec<u8>> {
+    json.split("\"data\":")
+        .skip(1)
+        .filter_map(|part| {
+            let value: String = part
+                .trim_start()
+                .trim_start_matches('"')
+                .chars()
+                .take_while(|c| *c != '"')
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(&value)
+                .ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]
