@@ -45,6 +45,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 pub use crate::config::{Config, ConfigError, Overrides};
@@ -154,6 +155,10 @@ pub async fn serve_on(
                 .await
         }
         None => {
+            // Answers go out at once, not held back by Nagle's algorithm.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
