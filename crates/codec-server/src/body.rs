@@ -30,6 +30,53 @@ use crate::error::ApiError;
 
 const SHAPE: &str = r#"send a JSON object like {"payloads":[{"metadata":{"encoding":"<base64>"},"data":"<base64>"}]}"#;
 
+/// Reads a request body of at most `limit` bytes into one buffer.
+///
+/// A body that arrives in one piece is used as it is; one in many pieces is
+/// copied once into a buffer sized from `Content-Length` (never above
+/// `limit`), instead of being collected and then joined, which held every
+/// large body twice. A declared length above `limit` is refused before
+/// anything is read.
+pub(crate) async fn read_body(
+    mut body: axum::body::Body,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<Vec<u8>> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            ApiError::InvalidJson(format!("the request body could not be read: {err}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let so_far = joined
+            .as_ref()
+            .map_or_else(|| first.as_ref().map_or(0, Bytes::len), Vec::len);
+        if so_far + data.len() > limit {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+        if let Some(buffer) = joined.as_mut() {
+            buffer.extend_from_slice(&data);
+        } else if let Some(head) = first.take() {
+            let capacity = declared.unwrap_or(0).clamp(head.len() + data.len(), limit);
+            let mut buffer = Vec::with_capacity(capacity);
+            buffer.extend_from_slice(&head);
+            buffer.extend_from_slice(&data);
+            joined = Some(buffer);
+        } else {
+            first = Some(data);
+        }
+    }
+    Ok(joined.map_or_else(|| first.unwrap_or_default(), Bytes::from))
+}
+
 /// Parses a request body into its payloads, refusing more than `max_payloads`.
 pub(crate) fn parse_payloads(body: &[u8], max_payloads: usize) -> Result<Vec<Payload>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use payload_proto::temporal::api::common::v1::Payload;
 
 use crate::auth::Access;
-use crate::body::{parse_payloads, write_payloads};
+use crate::body::{parse_payloads, read_body, write_payloads};
 use crate::error::ApiError;
 use crate::metrics::RequestStats;
 use crate::state::AppState;
@@ -188,16 +188,17 @@ async fn handle(
             .await
             .map_err(|_| ApiError::Overloaded)?;
         started.store(true, Ordering::Relaxed);
-        let body =
-            to_bytes(body, limits.max_body_bytes)
-                .await
-                .map_err(|_| ApiError::BodyTooLarge {
-                    limit: limits.max_body_bytes,
-                })?;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let body = read_body(body, declared, limits.max_body_bytes).await?;
         stats.bytes_in = body.len();
         let payloads = parse_payloads(&body, limits.max_payloads)?;
         stats.payloads = payloads.len();
-        let out = run_codec(policy.codec.clone(), payloads, action, body.len()).await?;
+        // The payloads own their bytes now: free the body before the codec runs.
+        drop(body);
+        let out = run_codec(policy.codec.clone(), payloads, action, stats.bytes_in).await?;
         write_payloads(&out).map_err(|e| ApiError::Internal(format!("writing the answer: {e}")))
     };
     let deadline = Duration::from_secs(limits.request_timeout_secs);

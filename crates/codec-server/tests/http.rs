@@ -257,3 +257,66 @@ async fn a_broken_keyring_edit_keeps_the_previous_keys() {
         Some(SAMPLE_KEY_ID)
     );
 }
+
+/// Sends `head` then `body` in pieces of `piece` bytes as chunked transfer
+/// encoding over a raw connection; returns the status line and the body.
+async fn chunked(server: &TestServer, path: &str, body: &[u8], piece: usize) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for part in body.chunks(piece) {
+        tcp.write_all(format!("{:x}\r\n", part.len()).as_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(part).await.unwrap();
+        tcp.write_all(b"\r\n").await.unwrap();
+        tcp.flush().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    tcp.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_in_many_pieces_are_joined_and_bounded() {
+    let server = spawn_with(|config, _| config.server.max_body_bytes = 64 * 1024).await;
+    let texts: Vec<String> = (0..40)
+        .map(|i| format!("value {i} {}", "x".repeat(700)))
+        .collect();
+    let payloads: Vec<Payload> = texts.iter().map(|t| plain(t)).collect();
+    let encoded = post(&server.url("/encode"), body_of(&payloads)).await;
+    assert_eq!(encoded.status, StatusCode::OK);
+    assert!(encoded.body.len() > 30_000 && encoded.body.len() < 64 * 1024);
+
+    // No Content-Length, 1 KiB pieces: joined in order, decoded exactly.
+    let (status, text) = chunked(&server, "/decode", &encoded.body, 1024).await;
+    assert!(status.contains(" 200 "), "{status}");
+    let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let decoded: payload_proto::temporal::api::common::v1::Payloads =
+        serde_json::from_str(json).unwrap();
+    assert_eq!(decoded.payloads, payloads);
+
+    // Over the limit without a declared length: refused while reading.
+    let big = vec![b' '; 70 * 1024];
+    let (status, text) = chunked(&server, "/decode", &big, 4096).await;
+    assert!(status.contains(" 413 "), "{status}");
+    assert!(text.contains("body_too_large"), "{text}");
+
+    // A declared length over the limit is refused before the body is read.
+    let answer = request(
+        Method::POST,
+        &server.url("/decode"),
+        &[("content-type", "application/json")],
+        vec![b' '; 65 * 1024],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
