@@ -428,13 +428,15 @@ pub(crate) fn run() -> anyhow::Result<()> {
     ]))?;
     let codec_bin = root.join("target/debug/codec-server");
     // The official Rust SDK's worker and starter with our codec (a
-    // subprocess build: xtask does not depend on the SDK).
+    // subprocess build: xtask does not depend on the SDK). `--workspace`
+    // resolves features as `cargo test --workspace` does, so after it (as in
+    // `cargo xtask ci`) nothing is recompiled; `-p temporal-sdk-codec` would
+    // rebuild much of the SDK with other features.
     let started = Instant::now();
     project::run(Command::new(&cargo).current_dir(&root).args([
         "build",
         "--quiet",
-        "-p",
-        "temporal-sdk-codec",
+        "--workspace",
         "--examples",
     ]))?;
     eprintln!(
