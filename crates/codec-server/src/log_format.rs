@@ -153,6 +153,8 @@ impl Visit for Fields<'_, '_> {
             f.name(field)?;
             if is_bare(value) {
                 f.out.write_str(value)
+            } else if value.is_empty() {
+                f.out.write_str("\"\"")
             } else {
                 write!(f.out, "{value:?}")
             }

@@ -14,7 +14,6 @@ use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use payload_proto::temporal::api::common::v1::Payload;
 
 use crate::auth::Access;
 use crate::body::{parse_payloads, read_body, write_payloads};
@@ -140,7 +139,7 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
         bytes_in = stats.bytes_in,
         bytes_out = stats.bytes_out,
         status,
-        error = stats.error.unwrap_or(""),
+        error = stats.error,
         latency_us = latency.as_micros() as u64,
     );
     response
@@ -192,14 +191,36 @@ async fn handle(
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
+        // A large body takes its slot before it is read, so waiting requests
+        // hold no memory (their bodies wait in the socket).
+        let mut slot = match declared {
+            Some(len) if len > OFFLOAD_BYTES && len <= limits.max_body_bytes => {
+                Some(large_slot().await?)
+            }
+            _ => None,
+        };
         let body = read_body(body, declared, limits.max_body_bytes).await?;
         stats.bytes_in = body.len();
-        let payloads = parse_payloads(&body, limits.max_payloads)?;
-        stats.payloads = payloads.len();
-        // The payloads own their bytes now: free the body before the codec runs.
-        drop(body);
-        let out = run_codec(policy.codec.clone(), payloads, action, stats.bytes_in).await?;
-        write_payloads(&out).map_err(|e| ApiError::Internal(format!("writing the answer: {e}")))
+        if slot.is_none() && body.len() > OFFLOAD_BYTES {
+            slot = Some(large_slot().await?);
+        }
+        let codec = policy.codec.clone();
+        let max_payloads = limits.max_payloads;
+        let (count, answer) = if slot.is_some() {
+            // Parse, codec and answer off the I/O threads, so they stay free
+            // for small requests.
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                handle.block_on(process(codec, body, action, max_payloads))
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("codec task failed: {e}")))?
+        } else {
+            process(codec, body, action, max_payloads).await
+        };
+        drop(slot);
+        stats.payloads = count;
+        answer
     };
     let deadline = Duration::from_secs(limits.request_timeout_secs);
     match tokio::time::timeout(deadline, work).await {
@@ -211,36 +232,41 @@ async fn handle(
     }
 }
 
-async fn run_codec(
+/// A slot for a large request (one per core): more at once would only hold
+/// more memory, not go faster.
+async fn large_slot() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    large_slots()
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Overloaded)
+}
+
+/// Body → payloads → codec → answer; returns the payload count too.
+async fn process(
     codec: std::sync::Arc<dyn payload_converter::PayloadCodec>,
-    payloads: Vec<Payload>,
+    body: bytes::Bytes,
     action: Action,
-    body_len: usize,
-) -> Result<Vec<Payload>, ApiError> {
-    let encode = action == Action::Encode;
-    let run = async move {
-        if encode {
-            codec.encode(payloads).await
-        } else {
-            codec.decode(payloads).await
-        }
+    max_payloads: usize,
+) -> (usize, Result<Vec<u8>, ApiError>) {
+    let payloads = match parse_payloads(&body, max_payloads) {
+        Ok(payloads) => payloads,
+        Err(err) => return (0, Err(err)),
     };
-    let out = if body_len > OFFLOAD_BYTES {
-        // Large batches: at most one per core at a time (more would only
-        // hold more memory, not go faster), on the blocking pool so the I/O
-        // threads stay free for small requests.
-        let _slot = large_slots()
-            .acquire()
-            .await
-            .map_err(|_| ApiError::Overloaded)?;
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || handle.block_on(run))
-            .await
-            .map_err(|e| ApiError::Internal(format!("codec task failed: {e}")))?
+    let count = payloads.len();
+    // The payloads own their bytes now: free the body before the codec runs.
+    drop(body);
+    let out = if action == Action::Encode {
+        codec.encode(payloads).await
     } else {
-        run.await
+        codec.decode(payloads).await
     };
-    Ok(out?)
+    let answer = match out {
+        Ok(out) => {
+            write_payloads(&out).map_err(|e| ApiError::Internal(format!("writing the answer: {e}")))
+        }
+        Err(err) => Err(err.into()),
+    };
+    (count, answer)
 }
 
 /// `GET /healthz`: the process is up.
