@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Access;
-use crate::body::{parse_payloads, read_body, write_payloads};
+use crate::body::{RAW_PIECE, StreamedAnswer, parse_payloads, read_body, write_payloads};
 use crate::error::ApiError;
 use crate::metrics::RequestStats;
 use crate::state::AppState;
@@ -110,9 +110,17 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
             stats.route = action.route();
             let prefix = prefix.to_owned();
             match handle(&state, &parts, body, &prefix, action, &mut stats).await {
-                Ok(body) => {
-                    stats.bytes_out = body.len();
-                    let mut response = (StatusCode::OK, body).into_response();
+                Ok(answer) => {
+                    let mut response = match answer {
+                        Answer::Whole(body) => {
+                            stats.bytes_out = body.len();
+                            (StatusCode::OK, body).into_response()
+                        }
+                        Answer::Streamed(body) => {
+                            stats.bytes_out = usize::try_from(body.len()).unwrap_or(usize::MAX);
+                            Response::new(Body::new(body))
+                        }
+                    };
                     response.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("application/json"),
@@ -152,7 +160,7 @@ async fn handle(
     prefix: &str,
     action: Action,
     stats: &mut RequestStats,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Answer, ApiError> {
     if parts.method != Method::POST {
         return Err(ApiError::MethodNotAllowed {
             method: parts.method.to_string(),
@@ -232,6 +240,12 @@ async fn handle(
     }
 }
 
+/// A codec answer: small ones whole, large ones streamed.
+enum Answer {
+    Whole(Vec<u8>),
+    Streamed(StreamedAnswer),
+}
+
 /// A slot for a large request (one per core): more at once would only hold
 /// more memory, not go faster.
 async fn large_slot() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
@@ -247,7 +261,7 @@ async fn process(
     body: bytes::Bytes,
     action: Action,
     max_payloads: usize,
-) -> (usize, Result<Vec<u8>, ApiError>) {
+) -> (usize, Result<Answer, ApiError>) {
     let payloads = match parse_payloads(&body, max_payloads) {
         Ok(payloads) => payloads,
         Err(err) => return (0, Err(err)),
@@ -262,7 +276,13 @@ async fn process(
     };
     let answer = match out {
         Ok(out) => {
-            write_payloads(&out).map_err(|e| ApiError::Internal(format!("writing the answer: {e}")))
+            let data: usize = out.iter().map(|p| p.data.len()).sum();
+            if data > OFFLOAD_BYTES {
+                StreamedAnswer::new(out, RAW_PIECE).map(Answer::Streamed)
+            } else {
+                write_payloads(&out).map(Answer::Whole)
+            }
+            .map_err(|e| ApiError::Internal(format!("writing the answer: {e}")))
         }
         Err(err) => Err(err.into()),
     };
