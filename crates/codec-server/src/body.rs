@@ -49,6 +49,7 @@ pub(crate) async fn read_body(
     }
     let mut first: Option<Bytes> = None;
     let mut joined: Option<Vec<u8>> = None;
+    let mut total = 0_usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| {
             ApiError::InvalidJson(format!("the request body could not be read: {err}"))
@@ -56,10 +57,8 @@ pub(crate) async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let so_far = joined
-            .as_ref()
-            .map_or_else(|| first.as_ref().map_or(0, Bytes::len), Vec::len);
-        if so_far + data.len() > limit {
+        total += data.len();
+        if total > limit {
             return Err(ApiError::BodyTooLarge { limit });
         }
         if let Some(buffer) = joined.as_mut() {

@@ -108,8 +108,7 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
         }
         Some((prefix, action)) => {
             stats.route = action.route();
-            let prefix = prefix.to_owned();
-            match handle(&state, &parts, body, &prefix, action, &mut stats).await {
+            match handle(&state, &parts, body, prefix, action, &mut stats).await {
                 Ok(answer) => {
                     let mut response = match answer {
                         Answer::Whole(body) => {
