@@ -36,6 +36,7 @@ mod namespaces;
 mod reload;
 mod remote;
 mod routes;
+mod service;
 mod state;
 mod tls;
 
@@ -43,6 +44,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::ServiceExt as _;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
@@ -141,7 +143,12 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let state = build_state(&config)?;
-    let app = router(state.clone(), &config)?;
+    let app = service::CodecService::new(
+        state.clone(),
+        cors::CorsAnswers::new(&config.cors)?,
+        router(state.clone(), &config)?,
+    )
+    .into_make_service();
     let tls = config
         .tls
         .as_ref()

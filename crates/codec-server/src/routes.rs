@@ -62,6 +62,11 @@ fn action_of(path: &str) -> Option<(&str, Action)> {
     Some((prefix, action))
 }
 
+/// Whether `path` is a codec route (`…/encode`, `…/decode`, `…/download`).
+pub(crate) fn is_codec_path(path: &str) -> bool {
+    action_of(path).is_some()
+}
+
 /// The namespace: `X-Namespace`, else the last prefix segment when it names
 /// a configured namespace, else empty (the default section).
 fn namespace_of(headers: &HeaderMap, prefix: &str, state: &AppState) -> String {

@@ -10,6 +10,7 @@ mod docs;
 mod fuzz;
 mod http;
 mod jwt;
+mod paths;
 mod stateless;
 mod tls;
 mod util;
