@@ -266,13 +266,12 @@ async fn process(
     action: Action,
     max_payloads: usize,
 ) -> (usize, Result<Answer, ApiError>) {
-    let payloads = match parse_payloads(&body, max_payloads) {
+    // The body is consumed: large data is decoded in its buffer.
+    let payloads = match parse_payloads(body, max_payloads) {
         Ok(payloads) => payloads,
         Err(err) => return (0, Err(err)),
     };
     let count = payloads.len();
-    // The payloads own their bytes now: free the body before the codec runs.
-    drop(body);
     let out = if action == Action::Encode {
         codec.encode(payloads).await
     } else {
