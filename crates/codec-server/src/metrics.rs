@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -21,6 +22,12 @@ static METADATA: Metadata<'static> =
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+
+/// Latency samples wait in the recorder until they are folded into their
+/// buckets; this many requests fold them. Without it a server that nobody
+/// scrapes kept every sample: 16 bytes a request, 1.4 MB a second at full
+/// load.
+const UPKEEP_EVERY: u64 = 1024;
 
 /// What one request did, for metrics and the access log.
 #[derive(Clone, Debug, Default)]
@@ -56,6 +63,8 @@ pub(crate) struct Metrics {
     /// pair is seen. Bounded: namespace labels are configured names or
     /// `other`, routes are a fixed set.
     series: Arc<ArcSwap<SeriesCache>>,
+    /// Requests recorded, for the upkeep.
+    recorded: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,6 +84,7 @@ impl Metrics {
             recorder: Arc::new(recorder),
             handle,
             series: Arc::new(ArcSwap::from_pointee(HashMap::new())),
+            recorded: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -163,10 +173,41 @@ impl Metrics {
                 .increment(1);
         }
         series.duration.record(latency.as_secs_f64());
+        if self.recorded.fetch_add(1, Ordering::Relaxed) % UPKEEP_EVERY == UPKEEP_EVERY - 1 {
+            self.handle.run_upkeep();
+        }
     }
 
     /// The Prometheus text exposition.
     pub(crate) fn render(&self) -> String {
         self.handle.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `_count` of the request-duration histogram in `text`.
+    fn duration_count(text: &str) -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with("codec_server_request_duration_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+    }
+
+    #[test]
+    fn upkeep_keeps_every_sample() {
+        let metrics = Metrics::new();
+        let stats = RequestStats {
+            route: "decode",
+            ..RequestStats::default()
+        };
+        let n = UPKEEP_EVERY * 3 + 5;
+        for _ in 0..n {
+            metrics.record(&stats, "", 200, Duration::from_micros(300));
+        }
+        assert_eq!(duration_count(&metrics.render()), Some(n));
+        assert!(metrics.render().contains("le=\"0.0005\"} "));
     }
 }
