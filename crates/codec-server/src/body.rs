@@ -120,7 +120,7 @@ type Deferred = Vec<(usize, std::ops::Range<usize>)>;
 /// strings always are).
 fn place_deferred(
     body: &[u8],
-    parsed: Vec<(Payload, Option<&str>)>,
+    parsed: Vec<(Payload, Option<&[u8]>)>,
 ) -> Option<(Vec<Payload>, Deferred)> {
     let base = body.as_ptr() as usize;
     let mut deferred = Vec::new();
@@ -281,15 +281,23 @@ fn restore(text: &mut [u8], chunks: usize) {
 }
 
 /// Bytes from base64 as the generated code reads them: either alphabet,
-/// padding optional.
-fn decode_lenient(text: &[u8]) -> Result<Bytes, base64::DecodeError> {
-    STANDARD_LENIENT
-        .decode(text)
-        .or_else(|err| match err {
-            base64::DecodeError::InvalidByte(_, b'-' | b'_') => URL_SAFE_LENIENT.decode(text),
-            other => Err(other),
-        })
-        .map(Bytes::from)
+/// padding optional. Into a buffer of the exact size, so that it becomes
+/// `Bytes` without another allocation.
+fn decode_lenient(text: &[u8]) -> Result<Bytes, base64::DecodeSliceError> {
+    let unpadded = text
+        .strip_suffix(b"==")
+        .or_else(|| text.strip_suffix(b"="))
+        .unwrap_or(text);
+    let mut out = vec![0_u8; unpadded.len() / 4 * 3 + (unpadded.len() % 4 * 3 / 4)];
+    let len = match STANDARD_LENIENT.decode_slice(text, &mut out) {
+        Err(base64::DecodeSliceError::DecodeError(base64::DecodeError::InvalidByte(
+            _,
+            b'-' | b'_',
+        ))) => URL_SAFE_LENIENT.decode_slice(text, &mut out)?,
+        other => other?,
+    };
+    out.truncate(len);
+    Ok(Bytes::from(out))
 }
 
 const LENIENT: GeneralPurposeConfig =
@@ -505,7 +513,7 @@ fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// The payloads of a body, parsed directly (see the module docs), each
 /// with its data text when that is left for [`fill_deferred`].
-struct Direct<'de>(Vec<(Payload, Option<&'de str>)>);
+struct Direct<'de>(Vec<(Payload, Option<&'de [u8]>)>);
 
 impl<'de> Deserialize<'de> for Direct<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -535,7 +543,7 @@ impl<'de> Deserialize<'de> for Direct<'de> {
     }
 }
 
-struct DirectList<'de>(Vec<(Payload, Option<&'de str>)>);
+struct DirectList<'de>(Vec<(Payload, Option<&'de [u8]>)>);
 
 impl<'de> Deserialize<'de> for DirectList<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -557,7 +565,7 @@ impl<'de> Deserialize<'de> for DirectList<'de> {
     }
 }
 
-struct DirectPayload<'de>(Payload, Option<&'de str>);
+struct DirectPayload<'de>(Payload, Option<&'de [u8]>);
 
 impl<'de> Deserialize<'de> for DirectPayload<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -673,13 +681,14 @@ impl<'de> Deserialize<'de> for Base64 {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a base64 string")
             }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Base64, E> {
-                decode_lenient(text.as_bytes())
-                    .map(Base64)
-                    .map_err(E::custom)
+            // Bytes rather than `str`: base64 is ASCII, so checking the
+            // text is UTF-8 first would be wasted (what is not base64 is
+            // refused either way).
+            fn visit_bytes<E: de::Error>(self, text: &[u8]) -> Result<Base64, E> {
+                decode_lenient(text).map(Base64).map_err(E::custom)
             }
         }
-        deserializer.deserialize_str(Text)
+        deserializer.deserialize_bytes(Text)
     }
 }
 
@@ -687,7 +696,7 @@ impl<'de> Deserialize<'de> for Base64 {
 /// left for [`fill_deferred`] to decode in place.
 enum Data<'de> {
     Decoded(Bytes),
-    Deferred(&'de str),
+    Deferred(&'de [u8]),
 }
 
 impl<'de> Deserialize<'de> for Data<'de> {
@@ -698,20 +707,19 @@ impl<'de> Deserialize<'de> for Data<'de> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a base64 string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Data<'de>, E> {
+            fn visit_borrowed_bytes<E: de::Error>(self, text: &'de [u8]) -> Result<Data<'de>, E> {
                 if text.len() >= DEFER_CHARS {
                     Ok(Data::Deferred(text))
                 } else {
-                    self.visit_str(text)
+                    self.visit_bytes(text)
                 }
             }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Data<'de>, E> {
-                decode_lenient(text.as_bytes())
-                    .map(Data::Decoded)
-                    .map_err(E::custom)
+            fn visit_bytes<E: de::Error>(self, text: &[u8]) -> Result<Data<'de>, E> {
+                decode_lenient(text).map(Data::Decoded).map_err(E::custom)
             }
         }
-        deserializer.deserialize_str(Text)
+        // As for `Base64`: bytes, not `str`.
+        deserializer.deserialize_bytes(Text)
     }
 }
 
