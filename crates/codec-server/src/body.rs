@@ -211,6 +211,9 @@ const CHUNK_CHARS: usize = 4096;
 #[cfg(test)]
 const CHUNK_CHARS: usize = 8;
 
+/// The bytes a full chunk decodes to.
+const RAW: usize = CHUNK_CHARS / 4 * 3;
+
 /// Data strings at least this long are decoded in place.
 #[cfg(not(test))]
 const DEFER_CHARS: usize = 64 * 1024;
@@ -230,7 +233,6 @@ const DEFER_CHARS: usize = 1;
 /// back, last first: a full chunk of standard base64 encodes back to the
 /// very characters it came from.
 fn decode_in_place(text: &mut [u8]) -> Option<usize> {
-    const RAW: usize = CHUNK_CHARS / 4 * 3;
     let mut out = [0_u8; RAW];
     let (mut read, mut written) = (0, 0);
     while read < text.len() {
@@ -254,7 +256,6 @@ fn decode_in_place(text: &mut [u8]) -> Option<usize> {
 /// Undoes [`decode_in_place`] for a `text` whose first `decoded` bytes are
 /// what it decoded: encodes them back, with padding if the text had it.
 fn encode_back(text: &mut [u8], decoded: usize) {
-    const RAW: usize = CHUNK_CHARS / 4 * 3;
     let full = decoded / RAW;
     let rest = decoded - full * RAW;
     if rest > 0 {
@@ -270,7 +271,6 @@ fn encode_back(text: &mut [u8], decoded: usize) {
 
 /// Encodes the first `chunks` decoded chunks of `text` back where they came from.
 fn restore(text: &mut [u8], chunks: usize) {
-    const RAW: usize = CHUNK_CHARS / 4 * 3;
     let mut raw = [0_u8; RAW];
     for chunk in (0..chunks).rev() {
         raw.copy_from_slice(&text[chunk * RAW..(chunk + 1) * RAW]);
