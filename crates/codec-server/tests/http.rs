@@ -320,3 +320,48 @@ async fn bodies_in_many_pieces_are_joined_and_bounded() {
     .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn cleartext_http2_with_prior_knowledge_is_served() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    let server = spawn().await;
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new());
+    let payloads = vec![plain("\"over h2\""), plain("[1,2,3]")];
+    let mut body = Bytes::from(body_of(&payloads));
+    // Several requests share the one connection, as a browser's do.
+    for path in ["/encode", "/decode", "/healthz"] {
+        let request = hyper::Request::builder()
+            .method(if path == "/healthz" {
+                Method::GET
+            } else {
+                Method::POST
+            })
+            .uri(server.url(path))
+            .header("content-type", "application/json")
+            .header("origin", "http://localhost:8233")
+            .body(Full::new(body.clone()))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.version(), hyper::Version::HTTP_2, "{path}");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        if path != "/healthz" {
+            assert_eq!(
+                response.headers()["access-control-allow-origin"],
+                "http://localhost:8233"
+            );
+        }
+        body = response.into_body().collect().await.unwrap().to_bytes();
+        if path == "/decode" {
+            let decoded: payload_proto::temporal::api::common::v1::Payloads =
+                serde_json::from_slice(&body).unwrap();
+            assert_eq!(decoded.payloads, payloads);
+        }
+    }
+}
