@@ -99,14 +99,16 @@ pub(crate) fn parse_payloads(body: Bytes, max_payloads: usize) -> Result<Vec<Pay
             Err(err) => return Err(explain(&body, &err)),
         },
     };
+    // Data first: a body the generated code refuses gets its error, whatever
+    // the payload count.
+    if !deferred.is_empty() {
+        fill_deferred(body, &mut payloads, deferred)?;
+    }
     if payloads.len() > max_payloads {
         return Err(ApiError::TooManyPayloads {
             count: payloads.len(),
             limit: max_payloads,
         });
-    }
-    if !deferred.is_empty() {
-        fill_deferred(body, &mut payloads, deferred)?;
     }
     Ok(payloads)
 }
@@ -946,6 +948,23 @@ mod tests {
                     "{text}"
                 );
             }
+        }
+
+        #[test]
+        fn invalid_data_is_reported_before_the_payload_count() {
+            let mut items = vec![r#"{"data":"AAAA"}"#; 10];
+            items.push(r#"{"data":"*AAA"}"#);
+            let body = format!(r#"{{"payloads":[{}]}}"#, items.join(","));
+            let err = parse(body.as_bytes()).unwrap_err().to_string();
+            assert_eq!(Err(err), generated_result(body.as_bytes()));
+            let body = body.replace("*AAA", "AAAA");
+            assert!(matches!(
+                parse(body.as_bytes()),
+                Err(ApiError::TooManyPayloads {
+                    count: 11,
+                    limit: 10
+                })
+            ));
         }
 
         #[test]

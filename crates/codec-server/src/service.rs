@@ -7,7 +7,7 @@
 //! CORS headers come from [`CorsAnswers`], worked out by the CORS layer at
 //! start-up. Preflights, health, metrics and wrong methods go through the
 //! [`router`](crate::router) as before. The answers are the same either way
-//! (tests in `tests/routes.rs` send the same requests through both).
+//! (tests in `tests/paths.rs` send the same requests through both).
 
 use std::convert::Infallible;
 use std::future::Future;
