@@ -25,17 +25,24 @@ const STANDARD_HEADERS: [&str; 4] = [
 #[error("cors value `{0}` is not a valid header value")]
 pub struct InvalidCorsValue(pub String);
 
+/// The configured origins as header values; `None` when `*` allows any.
+fn allowed_origins(config: &CorsConfig) -> Result<Option<Vec<HeaderValue>>, InvalidCorsValue> {
+    if config.allowed_origins.iter().any(|o| o == "*") {
+        return Ok(None);
+    }
+    config
+        .allowed_origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).map_err(|_| InvalidCorsValue(o.clone())))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 /// The CORS layer for `config`.
 pub(crate) fn layer(config: &CorsConfig) -> Result<CorsLayer, InvalidCorsValue> {
-    let allow_origin = if config.allowed_origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        let origins = config
-            .allowed_origins
-            .iter()
-            .map(|o| HeaderValue::from_str(o).map_err(|_| InvalidCorsValue(o.clone())))
-            .collect::<Result<Vec<_>, _>>()?;
-        AllowOrigin::list(origins)
+    let allow_origin = match allowed_origins(config)? {
+        None => AllowOrigin::any(),
+        Some(origins) => AllowOrigin::list(origins),
     };
     let headers = STANDARD_HEADERS
         .iter()
@@ -82,13 +89,9 @@ impl CorsAnswers {
         let Some(without) = headers_added(&layer, None) else {
             return Ok(None);
         };
+        // With `*` every origin gets the answer for none.
         let mut allowed = Vec::new();
-        for origin in &config.allowed_origins {
-            if origin == "*" {
-                continue;
-            }
-            let value =
-                HeaderValue::from_str(origin).map_err(|_| InvalidCorsValue(origin.clone()))?;
+        for value in allowed_origins(config)?.unwrap_or_default() {
             let Some(headers) = headers_added(&layer, Some(&value)) else {
                 return Ok(None);
             };

@@ -64,10 +64,10 @@ impl tower::Service<Request> for CodecService {
                 let state = self.state.clone();
                 let cors = cors.clone();
                 Box::pin(async move {
-                    let origin = request.headers().get(header::ORIGIN).cloned();
+                    let added = cors.for_origin(request.headers().get(header::ORIGIN));
                     let mut response = routes::dispatch(State(state), request).await;
                     let headers = response.headers_mut();
-                    for (name, value) in cors.for_origin(origin.as_ref()) {
+                    for (name, value) in added {
                         headers.append(name, value.clone());
                     }
                     Ok(response)
