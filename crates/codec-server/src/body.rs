@@ -94,10 +94,7 @@ pub(crate) fn parse_payloads(body: Bytes, max_payloads: usize) -> Result<Vec<Pay
         .and_then(|Direct(parsed)| place_deferred(&body, parsed));
     let (mut payloads, deferred) = match direct {
         Some(parsed) => parsed,
-        None => match serde_json::from_slice::<Payloads>(&body) {
-            Ok(parsed) => (parsed.payloads, Vec::new()),
-            Err(err) => return Err(explain(&body, &err)),
-        },
+        None => (generated(&body)?, Vec::new()),
     };
     // Data first: a body the generated code refuses gets its error, whatever
     // the payload count.
@@ -197,13 +194,19 @@ fn fill_deferred(
     Ok(())
 }
 
+/// The payloads as the generated code parses them, or its error explained.
+fn generated(body: &[u8]) -> Result<Vec<Payload>, ApiError> {
+    serde_json::from_slice::<Payloads>(body)
+        .map(|parsed| parsed.payloads)
+        .map_err(|err| explain(body, &err))
+}
+
 /// The generated code's error for a body it refuses.
 fn refused(body: &[u8]) -> ApiError {
-    match serde_json::from_slice::<Payloads>(body) {
-        Err(err) => explain(body, &err),
+    generated(body).err().unwrap_or_else(|| {
         // Not reached: the lenient decoder is the generated code's.
-        Ok(_) => ApiError::InvalidPayload("a payload's data is not valid base64".to_owned()),
-    }
+        ApiError::InvalidPayload("a payload's data is not valid base64".to_owned())
+    })
 }
 
 /// Base64 characters decoded at a time in place (a multiple of 4).
@@ -247,7 +250,7 @@ fn decode_in_place(text: &mut [u8]) -> Option<usize> {
                 read = end;
             }
             _ => {
-                restore(text, read / CHUNK_CHARS);
+                encode_back(text, written);
                 return None;
             }
         }
@@ -268,13 +271,8 @@ fn encode_back(text: &mut [u8], decoded: usize) {
         let engine = if padded { &STANDARD } else { &STANDARD_NO_PAD };
         let _ = engine.encode_slice(&raw[..rest], out);
     }
-    restore(text, full);
-}
-
-/// Encodes the first `chunks` decoded chunks of `text` back where they came from.
-fn restore(text: &mut [u8], chunks: usize) {
     let mut raw = [0_u8; RAW];
-    for chunk in (0..chunks).rev() {
+    for chunk in (0..full).rev() {
         raw.copy_from_slice(&text[chunk * RAW..(chunk + 1) * RAW]);
         let at = chunk * CHUNK_CHARS;
         // A full chunk encodes to exactly CHUNK_CHARS characters.
@@ -893,9 +891,7 @@ mod tests {
 
         /// What the generated code makes of `body`: the payloads or the error.
         fn generated_result(body: &[u8]) -> Result<Vec<Payload>, String> {
-            serde_json::from_slice::<Payloads>(body)
-                .map(|p| p.payloads)
-                .map_err(|e| explain(body, &e).to_string())
+            crate::body::generated(body).map_err(|e| e.to_string())
         }
 
         proptest! {
