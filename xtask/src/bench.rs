@@ -127,19 +127,42 @@ fn criterion_mean(root: &Path, name: &str) -> anyhow::Result<f64> {
 pub(crate) fn bench_run() -> anyhow::Result<()> {
     let root = project::root();
     let dir = root.join("target/bench");
+    let keyring = bench_keyring(&root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+
+    let ours = start_ours(&root, &keyring)?;
+    let echo = start_echo(&root)?;
+    let py_port = free_port()?;
+    let python = Server::start(
+        "python-aiohttp",
+        Command::new(root.join("target/bench-venv/bin/python"))
+            .arg(root.join("xtask/bench/reference_server.py"))
+            .args(["--port", &py_port.to_string()]),
+        py_port,
+        &dir.join("python.log"),
+    )?;
+
+    runtime.block_on(measure(&root, &ours, &echo, &python))
+}
+
+/// The bench keyring, written under `target/bench`.
+fn bench_keyring(root: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
     let keyring = dir.join("keyring.toml");
     fs::write(
         &keyring,
         "active = \"test-key-id\"\n[[keys]]\nid = \"test-key-id\"\nbase64 = \"dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdCE=\"\n",
     )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    Ok(keyring)
+}
 
+fn start_ours(root: &Path, keyring: &Path) -> anyhow::Result<Server> {
     let ours_port = free_port()?;
-    let ours = Server::start(
+    Server::start(
         "codec-server",
         Command::new(root.join("target/release/codec-server"))
             .args(["--listen", &format!("127.0.0.1:{ours_port}"), "--keyring"])
@@ -153,27 +176,63 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
                 std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".to_owned()),
             ),
         ours_port,
-        &dir.join("codec-server.log"),
-    )?;
+        &root.join("target/bench/codec-server.log"),
+    )
+}
+
+fn start_echo(root: &Path) -> anyhow::Result<Server> {
     let echo_port = free_port()?;
-    let echo = Server::start(
+    Server::start(
         "echo",
         Command::new(root.join("target/release/xtask"))
             .args(["bench-echo", &echo_port.to_string()]),
         echo_port,
-        &dir.join("echo.log"),
-    )?;
-    let py_port = free_port()?;
-    let python = Server::start(
-        "python-aiohttp",
-        Command::new(root.join("target/bench-venv/bin/python"))
-            .arg(root.join("xtask/bench/reference_server.py"))
-            .args(["--port", &py_port.to_string()]),
-        py_port,
-        &dir.join("python.log"),
-    )?;
+        &root.join("target/bench/echo.log"),
+    )
+}
 
-    runtime.block_on(measure(&root, &ours, &echo, &python))
+/// `xtask bench-small` (a quick check while working, not the bench): the
+/// small /decode case only, our server and the echo in turns, five rounds
+/// of 3 s; prints each round's ratio and the median.
+pub(crate) fn bench_small() -> anyhow::Result<()> {
+    let root = project::root();
+    let keyring = bench_keyring(&root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let ours = start_ours(&root, &keyring)?;
+    let echo = start_echo(&root)?;
+    runtime.block_on(async {
+        let small = encrypted_body(&ours, 1, 16).await?;
+        let mut ratios = Vec::new();
+        for round in 1..=5 {
+            let mut rps = [0.0; 2];
+            for (i, server) in [&echo, &ours].into_iter().enumerate() {
+                rps[i] = Load {
+                    addr: server.addr,
+                    path: "/decode",
+                    body: small.clone(),
+                    connections: 32,
+                    duration: Duration::from_secs(3),
+                }
+                .run()
+                .await?
+                .rps();
+            }
+            let ratio = rps[1] / rps[0];
+            eprintln!(
+                "round {round}: echo {:.0}/s, codec-server {:.0}/s, {:.1}%",
+                rps[0],
+                rps[1],
+                ratio * 100.0
+            );
+            ratios.push(ratio);
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!("median: {:.1}% of the echo", ratios[2] * 100.0);
+        anyhow::Ok(())
+    })
 }
 
 /// The request bodies, encrypted by our server with the samples' format.

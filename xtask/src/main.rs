@@ -40,6 +40,8 @@ tasks:
   ci                     fmt, clippy, codegen --check and the whole test suite
   bench                  the Codec Server against an echo server and the Python
                          reference, in one run (writes target/bench/latest.md)
+  bench-small            quick check while working: small /decode against the
+                         echo only, five rounds (needs the release binaries)
   histories              re-export the real encrypted histories payloadctl tests use
   conformance            the system against the real temporal CLI, dev server,
                          Web UI (in Chromium) and Python SDK
@@ -66,6 +68,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         ["histories"] => histories::generate(),
         ["conformance"] => conformance::run(),
         ["bench"] => bench::run(),
+        ["bench-small"] => bench::bench_small(),
         // Internal: the release runner and the echo server `bench` starts.
         ["bench-run"] => bench::bench_run(),
         ["bench-echo", port] => bench::echo_server(port.parse()?),

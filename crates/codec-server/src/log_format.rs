@@ -23,6 +23,13 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LineFormat;
 
+thread_local! {
+    /// The line being formatted: built here with plain pushes, then handed
+    /// to the writer in one call (each call through the writer is dynamic,
+    /// and a line has some forty pieces).
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 impl<S, N> FormatEvent<S, N> for LineFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -34,26 +41,58 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write_timestamp(&mut writer, SystemTime::now())?;
-        let meta = event.metadata();
-        writer.write_str(level_text(*meta.level(), writer.has_ansi_escapes()))?;
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                writer.write_str(span.name())?;
-                writer.write_char(':')?;
+        let ansi = writer.has_ansi_escapes();
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                format_line(&mut line, ctx, event, ansi)?;
+                // A rare long line does not keep its memory on this thread.
+                let written = writer.write_str(&line);
+                if line.capacity() > 16 * 1024 {
+                    *line = String::new();
+                }
+                written
             }
-            writer.write_char(' ')?;
-        }
-        writer.write_str(meta.target())?;
-        writer.write_char(':')?;
-        let mut fields = Fields {
-            out: &mut writer,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_char('\n')
+            // Formatting that logs (a Debug impl with an event in it).
+            Err(_) => {
+                let mut line = String::new();
+                format_line(&mut line, ctx, event, ansi)?;
+                writer.write_str(&line)
+            }
+        })
     }
+}
+
+fn format_line<S, N>(
+    line: &mut String,
+    ctx: &FmtContext<'_, S, N>,
+    event: &Event<'_>,
+    ansi: bool,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    write_timestamp(line, SystemTime::now())?;
+    let meta = event.metadata();
+    line.push_str(level_text(*meta.level(), ansi));
+    if let Some(scope) = ctx.event_scope() {
+        for span in scope.from_root() {
+            line.push_str(span.name());
+            line.push(':');
+        }
+        line.push(' ');
+    }
+    line.push_str(meta.target());
+    line.push(':');
+    let mut fields = Fields {
+        out: line,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    line.push('\n');
+    Ok(())
 }
 
 fn level_text(level: Level, ansi: bool) -> &'static str {
@@ -78,7 +117,7 @@ thread_local! {
 }
 
 /// Writes `time` as RFC 3339 in UTC with microseconds.
-fn write_timestamp(out: &mut impl fmt::Write, time: SystemTime) -> fmt::Result {
+fn write_timestamp(out: &mut String, time: SystemTime) -> fmt::Result {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     SECOND.with(|cell| {
@@ -88,14 +127,16 @@ fn write_timestamp(out: &mut impl fmt::Write, time: SystemTime) -> fmt::Result {
             date_time_prefix(&mut cached.1, secs)?;
             cached.0 = secs;
         }
-        out.write_str(&cached.1)
+        out.push_str(&cached.1);
+        Ok::<_, fmt::Error>(())
     })?;
     let micros = since.subsec_micros();
     let mut digits = itoa::Buffer::new();
     let text = digits.format(micros);
-    out.write_str(&"000000"[text.len()..])?;
-    out.write_str(text)?;
-    out.write_char('Z')
+    out.push_str(&"000000"[text.len()..]);
+    out.push_str(text);
+    out.push('Z');
+    Ok(())
 }
 
 fn date_time_prefix(out: &mut String, secs: u64) -> fmt::Result {
@@ -116,22 +157,16 @@ fn date_time_prefix(out: &mut String, secs: u64) -> fmt::Result {
 }
 
 /// Writes an event's fields: the message as it is, others as ` name=value`.
-struct Fields<'a, 'w> {
-    out: &'a mut Writer<'w>,
+struct Fields<'a> {
+    out: &'a mut String,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
-    fn name(&mut self, field: &Field) -> fmt::Result {
-        self.out.write_char(' ')?;
-        self.out.write_str(field.name())?;
-        self.out.write_char('=')
-    }
-
-    fn put(&mut self, write: impl FnOnce(&mut Self) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = write(self);
-        }
+impl Fields<'_> {
+    fn name(&mut self, field: &Field) {
+        self.out.push(' ');
+        self.out.push_str(field.name());
+        self.out.push('=');
     }
 }
 
@@ -143,61 +178,56 @@ fn is_bare(value: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\')
 }
 
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(|f| {
-            if field.name() == "message" {
-                f.out.write_char(' ')?;
-                return f.out.write_str(value);
-            }
-            f.name(field)?;
-            if is_bare(value) {
-                f.out.write_str(value)
-            } else if value.is_empty() {
-                f.out.write_str("\"\"")
-            } else {
-                write!(f.out, "{value:?}")
-            }
-        });
+        if field.name() == "message" {
+            self.out.push(' ');
+            self.out.push_str(value);
+            return;
+        }
+        self.name(field);
+        if is_bare(value) {
+            self.out.push_str(value);
+        } else if value.is_empty() {
+            self.out.push_str("\"\"");
+        } else if self.result.is_ok() {
+            self.result = write!(self.out, "{value:?}");
+        }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(|f| {
-            f.name(field)?;
-            f.out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.name(field);
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(|f| {
-            f.name(field)?;
-            f.out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.name(field);
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(|f| {
-            f.name(field)?;
-            f.out.write_str(if value { "true" } else { "false" })
-        });
+        self.name(field);
+        self.out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(|f| {
-            f.name(field)?;
-            write!(f.out, "{:?}", value.to_string())
-        });
+        self.name(field);
+        if self.result.is_ok() {
+            self.result = write!(self.out, "{:?}", value.to_string());
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(|f| {
-            if field.name() == "message" {
-                // A message is `format_args!`, whose Debug is its Display.
-                return write!(f.out, " {value:?}");
-            }
-            f.name(field)?;
-            write!(f.out, "{value:?}")
-        });
+        if self.result.is_err() {
+            return;
+        }
+        self.result = if field.name() == "message" {
+            // A message is `format_args!`, whose Debug is its Display.
+            write!(self.out, " {value:?}")
+        } else {
+            self.name(field);
+            write!(self.out, "{value:?}")
+        };
     }
 }
 

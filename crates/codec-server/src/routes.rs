@@ -7,6 +7,8 @@
 //! answer with the same count and order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future as _;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -52,14 +54,22 @@ impl Action {
 
 /// Splits `/a/b/decode` into (`/a/b`, Decode).
 fn action_of(path: &str) -> Option<(&str, Action)> {
-    let (prefix, last) = path.trim_end_matches('/').rsplit_once('/')?;
-    let action = match last {
-        "encode" => Action::Encode,
-        "decode" => Action::Decode,
-        "download" => Action::Download,
-        _ => return None,
+    // Byte slices, not `str` searches: this runs for every request.
+    let mut trimmed = path.as_bytes();
+    while let [rest @ .., b'/'] = trimmed {
+        trimmed = rest;
+    }
+    let (action, name) = if trimmed.ends_with(b"/decode") {
+        (Action::Decode, "/decode".len())
+    } else if trimmed.ends_with(b"/encode") {
+        (Action::Encode, "/encode".len())
+    } else if trimmed.ends_with(b"/download") {
+        (Action::Download, "/download".len())
+    } else {
+        return None;
     };
-    Some((prefix, action))
+    // The prefix ends before a '/', so it is a char boundary.
+    Some((path.get(..trimmed.len() - name)?, action))
 }
 
 /// Whether `path` is a codec route (`…/encode`, `…/decode`, `…/download`).
@@ -234,6 +244,16 @@ async fn handle(
         stats.payloads = count;
         answer
     };
+    // A small request whose body has arrived and that finds a free slot is
+    // done on its first poll, in microseconds: it needs no timer. Anything
+    // that waits (a slot, a slow body, a large body's thread) is timed from
+    // then on.
+    let mut work = std::pin::pin!(work);
+    if let Poll::Ready(result) =
+        std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await
+    {
+        return result;
+    }
     let deadline = Duration::from_secs(limits.request_timeout_secs);
     match tokio::time::timeout(deadline, work).await {
         Ok(result) => result,
@@ -350,6 +370,9 @@ mod tests {
         assert_eq!(action_of("/a/b/download"), Some(("/a/b", Action::Download)));
         assert_eq!(action_of("/decoder"), None);
         assert_eq!(action_of("/"), None);
+        assert_eq!(action_of("decode"), None);
+        assert_eq!(action_of("/x/undecode"), None);
+        assert_eq!(action_of("/x/decode//"), Some(("/x", Action::Decode)));
     }
 
     #[test]
