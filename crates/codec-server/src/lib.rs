@@ -44,7 +44,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::ServiceExt as _;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
@@ -94,7 +93,7 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, ServeError> {
         .route("/healthz", get(routes::healthz).fallback(routes::get_only))
         .route("/readyz", get(routes::readyz).fallback(routes::get_only))
         .route("/metrics", get(routes::metrics).fallback(routes::get_only))
-        .fallback(routes::dispatch)
+        .fallback(routes::fallback)
         // The codec routes enforce `server.max_body_bytes` themselves.
         .layer(DefaultBodyLimit::disable())
         .layer(cors)
@@ -143,12 +142,11 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let state = build_state(&config)?;
-    let app = service::CodecService::new(
+    let app = service::MakeCodecService::new(
         state.clone(),
         cors::CorsAnswers::new(&config.cors)?,
         router(state.clone(), &config)?,
-    )
-    .into_make_service();
+    );
     let tls = config
         .tls
         .as_ref()

@@ -6,22 +6,22 @@
 //! content type → namespace → auth → body (bounded) → payloads → codec →
 //! answer with the same count and order.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::future::Future as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Access;
 use crate::body::{RAW_PIECE, StreamedAnswer, parse_payloads, read_body, write_payloads};
 use crate::error::ApiError;
 use crate::metrics::RequestStats;
-use crate::state::AppState;
+use crate::state::{AppState, NamespaceTable, TableView};
 
 /// Bodies above this are decoded off the I/O threads, a bounded number at a time.
 const OFFLOAD_BYTES: usize = 256 * 1024;
@@ -77,11 +77,13 @@ pub(crate) fn is_codec_path(path: &str) -> bool {
     action_of(path).is_some()
 }
 
+const X_NAMESPACE: HeaderName = HeaderName::from_static("x-namespace");
+
 /// The namespace: `X-Namespace`, else the last prefix segment when it names
 /// a configured namespace, else empty (the default section).
-fn namespace_of(headers: &HeaderMap, prefix: &str, state: &AppState) -> String {
+fn namespace_of(headers: &HeaderMap, prefix: &str, table: &NamespaceTable) -> String {
     if let Some(ns) = headers
-        .get("x-namespace")
+        .get(X_NAMESPACE)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
@@ -89,7 +91,7 @@ fn namespace_of(headers: &HeaderMap, prefix: &str, state: &AppState) -> String {
         return ns.to_owned();
     }
     match prefix.rsplit('/').next() {
-        Some(segment) if state.namespaces().has(segment) => segment.to_owned(),
+        Some(segment) if table.has(segment) => segment.to_owned(),
         _ => String::new(),
     }
 }
@@ -110,8 +112,9 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Every request that is not health or metrics lands here. Records the
 /// request's metrics and access-log line (what was done, never payload
 /// data, keys or credentials).
-pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn dispatch(state: &AppState, table: &TableView, request: Request) -> Response {
     let started = Instant::now();
+    let table = table.current(state);
     let (parts, body) = request.into_parts();
     let mut stats = RequestStats::default();
     let response = match action_of(parts.uri.path()) {
@@ -123,7 +126,7 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
         }
         Some((prefix, action)) => {
             stats.route = action.route();
-            match handle(&state, &parts, body, prefix, action, &mut stats).await {
+            match handle(state, &table, &parts, body, prefix, action, &mut stats).await {
                 Ok(answer) => {
                     let mut response = match answer {
                         Answer::Whole(body) => {
@@ -150,7 +153,7 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
     };
     let latency = started.elapsed();
     let status = response.status().as_u16();
-    let label = state.namespaces().metric_label(&stats.namespace);
+    let label = table.metric_label(&stats.namespace);
     state.metrics().record(&stats, label, status, latency);
     tracing::info!(
         target: "codec_server::access",
@@ -167,8 +170,15 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
     response
 }
 
+/// [`dispatch`] for the router (requests that are not codec calls, or all
+/// of them when CORS is off): a table view of its own each time.
+pub(crate) async fn fallback(State(state): State<AppState>, request: Request) -> Response {
+    dispatch(&state, &state.table_view(), request).await
+}
+
 async fn handle(
     state: &AppState,
+    table: &NamespaceTable,
     parts: &Parts,
     body: Body,
     prefix: &str,
@@ -184,9 +194,9 @@ async fn handle(
     }
     let headers = &parts.headers;
     check_content_type(headers)?;
-    stats.namespace = namespace_of(headers, prefix, state);
+    stats.namespace = namespace_of(headers, prefix, table);
     let namespace = stats.namespace.as_str();
-    let policy = state.namespaces().policy(namespace)?;
+    let policy = table.policy(namespace)?;
     let access = if action == Action::Encode {
         Access::Write
     } else {
@@ -226,19 +236,19 @@ async fn handle(
         if slot.is_none() && body.len() > OFFLOAD_BYTES {
             slot = Some(large_slot().await?);
         }
-        let codec = policy.codec.clone();
         let max_payloads = limits.max_payloads;
         let (count, answer) = if slot.is_some() {
             // Parse, codec and answer off the I/O threads, so they stay free
             // for small requests.
+            let codec = policy.codec.clone();
             let handle = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
-                handle.block_on(process(codec, body, action, max_payloads))
+                handle.block_on(process(&*codec, body, action, max_payloads))
             })
             .await
             .map_err(|e| ApiError::Internal(format!("codec task failed: {e}")))?
         } else {
-            process(codec, body, action, max_payloads).await
+            process(&*policy.codec, body, action, max_payloads).await
         };
         drop(slot);
         stats.payloads = count;
@@ -281,7 +291,7 @@ async fn large_slot() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError>
 
 /// Body → payloads → codec → answer; returns the payload count too.
 async fn process(
-    codec: std::sync::Arc<dyn payload_converter::PayloadCodec>,
+    codec: &dyn payload_converter::PayloadCodec,
     body: bytes::Bytes,
     action: Action,
     max_payloads: usize,

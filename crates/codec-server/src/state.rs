@@ -55,13 +55,13 @@ impl NamespaceTable {
     }
 
     /// The policy for `namespace`.
-    pub(crate) fn policy(&self, namespace: &str) -> Result<Arc<NamespacePolicy>, ApiError> {
+    pub(crate) fn policy(&self, namespace: &str) -> Result<&NamespacePolicy, ApiError> {
         match self.named.get(namespace) {
-            Some(Some(policy)) => Ok(policy.clone()),
+            Some(Some(policy)) => Ok(policy),
             Some(None) => Err(ApiError::NamespaceRefused(namespace.to_owned())),
             None => self
                 .default
-                .clone()
+                .as_deref()
                 .ok_or_else(|| ApiError::NamespaceRefused(namespace.to_owned())),
         }
     }
@@ -117,9 +117,11 @@ impl AppState {
         self.shared.namespaces.store(Arc::new(namespaces));
     }
 
-    /// The current namespace table.
-    pub(crate) fn namespaces(&self) -> arc_swap::Guard<Arc<NamespaceTable>> {
-        self.shared.namespaces.load()
+    /// A view of the namespace table for one connection (see [`TableView`]).
+    pub(crate) fn table_view(&self) -> TableView {
+        TableView(std::sync::Mutex::new(Arc::new(
+            self.shared.namespaces.load_full(),
+        )))
     }
 
     pub(crate) fn limits(&self) -> &ServerConfig {
@@ -141,5 +143,31 @@ impl AppState {
 
     pub(crate) fn is_ready(&self) -> bool {
         self.shared.ready.load(Ordering::Acquire)
+    }
+}
+
+/// One connection's handle on the current namespace table.
+///
+/// A request keeps the table it started with until it ends, across its
+/// awaits, so it needs a reference count of its own on it. Counting on the
+/// shared table would have every core write the same cache line for every
+/// request; here each request counts on its connection's handle instead,
+/// which only that connection touches. A reload is seen by the next request
+/// (the shared pointer is compared on every call).
+#[derive(Debug)]
+pub(crate) struct TableView(std::sync::Mutex<Arc<Arc<NamespaceTable>>>);
+
+impl TableView {
+    /// The current table, replacing the cached one after a reload.
+    pub(crate) fn current(&self, state: &AppState) -> Arc<Arc<NamespaceTable>> {
+        let mut cached = match self.0.lock() {
+            Ok(cached) => cached,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = state.shared.namespaces.load();
+        if !Arc::ptr_eq(&**cached, &*now) {
+            *cached = Arc::new(arc_swap::Guard::into_inner(now));
+        }
+        cached.clone()
     }
 }

@@ -207,7 +207,10 @@ async fn the_remote_codec_talks_to_the_server() {
 async fn a_rotated_keyring_is_picked_up_without_a_restart() {
     use base64::Engine as _;
     let server = spawn().await;
-    let before = payloads_of(&post(&server.url("/encode"), body_of(&[plain("\"old\"")])).await);
+    // One kept-alive connection all along: a connection started before the
+    // reload sees it too.
+    let mut kept = KeptAlive::open(&server).await;
+    let before = payloads_of(&kept.post("/encode", body_of(&[plain("\"old\"")])).await);
     assert_eq!(
         before[0].metadata_str("encryption-key-id"),
         Some(SAMPLE_KEY_ID)
@@ -230,7 +233,7 @@ async fn a_rotated_keyring_is_picked_up_without_a_restart() {
     let mut rotated = None;
     for _ in 0..40 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let after = payloads_of(&post(&server.url("/encode"), body_of(&[plain("\"new\"")])).await);
+        let after = payloads_of(&kept.post("/encode", body_of(&[plain("\"new\"")])).await);
         if after[0].metadata_str("encryption-key-id") == Some("key-2026-12") {
             rotated = Some(after);
             break;
@@ -240,9 +243,42 @@ async fn a_rotated_keyring_is_picked_up_without_a_restart() {
     // Old and new payloads both decode.
     let both = [before[0].clone(), rotated[0].clone()];
     assert_eq!(
-        payloads_of(&post(&server.url("/decode"), body_of(&both)).await),
+        payloads_of(&kept.post("/decode", body_of(&both)).await),
         [plain("\"old\""), plain("\"new\"")]
     );
+}
+
+/// One HTTP/1.1 connection, kept alive across requests.
+struct KeptAlive(hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>);
+
+impl KeptAlive {
+    async fn open(server: &TestServer) -> Self {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (send, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        Self(send)
+    }
+
+    async fn post(&mut self, path: &str, body: Vec<u8>) -> Answer {
+        use http_body_util::BodyExt as _;
+        let request = hyper::Request::post(path)
+            .header("host", "codec")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let response = self.0.send_request(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
