@@ -119,9 +119,9 @@ impl AppState {
 
     /// A view of the namespace table for one connection (see [`TableView`]).
     pub(crate) fn table_view(&self) -> TableView {
-        TableView(std::sync::Mutex::new(Arc::new(
+        TableView(std::sync::Mutex::new(Arc::new(HeldTable(
             self.shared.namespaces.load_full(),
-        )))
+        ))))
     }
 
     pub(crate) fn limits(&self) -> &ServerConfig {
@@ -155,19 +155,31 @@ impl AppState {
 /// which only that connection touches. A reload is seen by the next request
 /// (the shared pointer is compared on every call).
 #[derive(Debug)]
-pub(crate) struct TableView(std::sync::Mutex<Arc<Arc<NamespaceTable>>>);
+pub(crate) struct TableView(std::sync::Mutex<Arc<HeldTable>>);
+
+/// The shared table, held by a connection: what requests count on.
+#[derive(Debug)]
+pub(crate) struct HeldTable(Arc<NamespaceTable>);
+
+impl std::ops::Deref for HeldTable {
+    type Target = NamespaceTable;
+
+    fn deref(&self) -> &NamespaceTable {
+        &self.0
+    }
+}
 
 impl TableView {
-    /// The current table, replacing the cached one after a reload.
-    pub(crate) fn current(&self, state: &AppState) -> Arc<Arc<NamespaceTable>> {
-        let mut cached = match self.0.lock() {
-            Ok(cached) => cached,
+    /// The current table, replacing the held one after a reload.
+    pub(crate) fn current(&self, state: &AppState) -> Arc<HeldTable> {
+        let mut held = match self.0.lock() {
+            Ok(held) => held,
             Err(poisoned) => poisoned.into_inner(),
         };
         let now = state.shared.namespaces.load();
-        if !Arc::ptr_eq(&**cached, &*now) {
-            *cached = Arc::new(arc_swap::Guard::into_inner(now));
+        if !Arc::ptr_eq(&held.0, &*now) {
+            *held = Arc::new(HeldTable(arc_swap::Guard::into_inner(now)));
         }
-        cached.clone()
+        held.clone()
     }
 }
