@@ -5,11 +5,9 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{BufWriter, IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -59,10 +57,10 @@ fn main() -> ExitCode {
         }
     };
     let ansi = std::io::stderr().is_terminal();
-    let log = LogBuffer::start();
+    let log = codec_server::LogSink::stderr();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(log.writer())
+        .with_writer(log.clone())
         // Colours only for a person at a terminal, not in files or journals.
         .with_ansi(ansi)
         .event_format(codec_server::log_format::LineFormat)
@@ -77,64 +75,6 @@ fn main() -> ExitCode {
     };
     log.flush();
     code
-}
-
-/// Log lines (the access log is one a request) go into a 64 KiB buffer that
-/// is written to stderr when full and every 100 ms, and at exit. Writing
-/// each line to stderr, or waking a writer thread for each, cost a third of
-/// a small request's CPU.
-struct LogBuffer {
-    sink: Arc<Mutex<BufWriter<std::io::Stderr>>>,
-}
-
-impl LogBuffer {
-    fn start() -> Self {
-        let sink = Arc::new(Mutex::new(BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        )));
-        let flusher = Arc::downgrade(&sink);
-        std::thread::spawn(move || {
-            while let Some(sink) = flusher.upgrade() {
-                if let Ok(mut writer) = sink.lock() {
-                    let _ = writer.flush();
-                }
-                drop(sink);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        Self { sink }
-    }
-
-    /// What the subscriber writes each line through.
-    fn writer(&self) -> impl Fn() -> LogWriter + Send + Sync + 'static {
-        let sink = self.sink.clone();
-        move || LogWriter(sink.clone())
-    }
-
-    fn flush(&self) {
-        if let Ok(mut writer) = self.sink.lock() {
-            let _ = writer.flush();
-        }
-    }
-}
-
-/// One log line's way into the buffer.
-struct LogWriter(Arc<Mutex<BufWriter<std::io::Stderr>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        match self.0.lock() {
-            Ok(mut writer) => writer.write_all(bytes).map(|()| bytes.len()),
-            // A panic while holding the lock: drop the line rather than the process.
-            Err(_) => Ok(bytes.len()),
-        }
-    }
-
-    /// The timer thread flushes; a flush per line is what this avoids.
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -15,6 +15,8 @@ use arc_swap::ArcSwap;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use crate::shard::{Padded, lock, thread_number};
+
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -44,10 +46,8 @@ pub(crate) struct RequestStats {
 /// registered once, so a request costs no label sets, key hashing or
 /// registry look-ups.
 ///
-/// Requests add to a [`Shard`] of their thread's, not to the handles: the
-/// handles are shared by every thread, and a write to a shared cache line
-/// from two cores costs more than the rest of the bookkeeping (the bench
-/// measured five points of the echo ceiling). A shard goes into the handles
+/// Requests add to a [`Shard`] of their thread's, not to the handles, which
+/// every thread shares (see [`crate::shard`]). A shard goes into the handles
 /// every [`FLUSH_EVERY`] requests, and every shard before each render, so a
 /// scrape sees every finished request.
 struct Series {
@@ -66,10 +66,8 @@ const SHARDS: usize = 16;
 /// Requests a shard holds before it goes into the shared handles.
 const FLUSH_EVERY: usize = 64;
 
-/// One thread's not yet flushed part of a series, on cache lines of its own.
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard(std::sync::Mutex<Pending>);
+/// One thread's not yet flushed part of a series.
+type Shard = Padded<std::sync::Mutex<Pending>>;
 
 #[derive(Default)]
 struct Pending {
@@ -79,15 +77,6 @@ struct Pending {
     bytes_out: u64,
     /// Latencies in seconds, at most [`FLUSH_EVERY`].
     latencies: Vec<f64>,
-}
-
-/// This thread's shard index.
-fn shard_index() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    INDEX.with(|i| *i)
 }
 
 impl Series {
@@ -115,10 +104,7 @@ impl Series {
     fn flush_all(&self) -> u64 {
         self.shards
             .iter()
-            .map(|shard| match shard.0.lock() {
-                Ok(mut pending) => self.flush(&mut pending),
-                Err(poisoned) => self.flush(&mut poisoned.into_inner()),
-            })
+            .map(|shard| self.flush(&mut lock(&shard.0)))
             .sum()
     }
 }
@@ -251,11 +237,7 @@ impl Metrics {
                 .increment(1);
         }
         let flushed = self.with_series(stats.route, namespace_label, |series| {
-            let shard = &series.shards[shard_index()];
-            let mut pending = match shard.0.lock() {
-                Ok(pending) => pending,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut pending = lock(&series.shards[thread_number() % SHARDS].0);
             pending.requests_ok += u64::from(status == 200);
             pending.payloads += stats.payloads as u64;
             pending.bytes_in += stats.bytes_in as u64;
