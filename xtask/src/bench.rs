@@ -166,7 +166,7 @@ fn start_ours(root: &Path, keyring: &Path) -> anyhow::Result<Server> {
         "codec-server",
         Command::new(root.join("target/release/codec-server"))
             .args(["--listen", &format!("127.0.0.1:{ours_port}"), "--keyring"])
-            .arg(&keyring)
+            .arg(keyring)
             .env(
                 "CODEC_SERVER_MAX_BODY_BYTES",
                 (64 * 1024 * 1024).to_string(),

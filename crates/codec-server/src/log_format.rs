@@ -170,6 +170,19 @@ impl Fields<'_> {
     }
 }
 
+/// Writes a field's text value: as it is when that is unambiguous, else
+/// quoted and escaped (so that a request cannot forge a field or a line).
+pub(crate) fn push_value(out: &mut String, value: &str) {
+    if is_bare(value) {
+        out.push_str(value);
+    } else if value.is_empty() {
+        out.push_str("\"\"");
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{value:?}");
+    }
+}
+
 /// Whether `value` can be written without quotes.
 fn is_bare(value: &str) -> bool {
     !value.is_empty()
@@ -186,13 +199,7 @@ impl Visit for Fields<'_> {
             return;
         }
         self.name(field);
-        if is_bare(value) {
-            self.out.push_str(value);
-        } else if value.is_empty() {
-            self.out.push_str("\"\"");
-        } else if self.result.is_ok() {
-            self.result = write!(self.out, "{value:?}");
-        }
+        push_value(self.out, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -232,7 +239,7 @@ impl Visit for Fields<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -275,9 +282,16 @@ mod tests {
         }
     }
 
-    fn capture(emit: impl FnOnce()) -> String {
+    /// The lines `emit` logs, in this format.
+    pub(crate) fn capture(emit: impl FnOnce()) -> String {
+        capture_at(tracing::Level::TRACE, emit)
+    }
+
+    /// The lines `emit` logs at `level` and above, in this format.
+    pub(crate) fn capture_at(level: Level, emit: impl FnOnce()) -> String {
         let out = Capture::default();
         let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
             .with_writer(out.clone())
             .with_ansi(false)
             .event_format(LineFormat)

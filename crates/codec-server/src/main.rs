@@ -117,7 +117,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             "codec-server: development mode (no --config): any namespace, no auth, CORS for the local Web UI.\n\
              Use it with:\n  \
              temporal server start-dev --ui-codec-endpoint {endpoint}\n  \
-             temporal workflow show -w <workflow-id> --codec-endpoint {endpoint}"
+             temporal workflow show -w <workflow-id> --codec-endpoint {endpoint}\n\
+             Failed requests are logged; to log every request: --log info,codec_server::access=debug"
         );
     }
     tracing::info!(%endpoint, "listening");
