@@ -128,10 +128,7 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
     let root = project::root();
     let dir = root.join("target/bench");
     let keyring = bench_keyring(&root)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = client_runtime()?;
 
     let ours = start_ours(&root, &keyring)?;
     let echo = start_echo(&root)?;
@@ -146,6 +143,14 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
     )?;
 
     runtime.block_on(measure(&root, &ours, &echo, &python))
+}
+
+/// The load client's runtime: two threads, like the servers'.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 /// The bench keyring, written under `target/bench`.
@@ -197,10 +202,7 @@ fn start_echo(root: &Path) -> anyhow::Result<Server> {
 pub(crate) fn bench_small() -> anyhow::Result<()> {
     let root = project::root();
     let keyring = bench_keyring(&root)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = client_runtime()?;
     let ours = start_ours(&root, &keyring)?;
     let echo = start_echo(&root)?;
     runtime.block_on(async {

@@ -263,21 +263,12 @@ impl KeptAlive {
     }
 
     async fn post(&mut self, path: &str, body: Vec<u8>) -> Answer {
-        use http_body_util::BodyExt as _;
         let request = hyper::Request::post(path)
             .header("host", "codec")
             .header("content-type", "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap();
-        let response = self.0.send_request(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        answer_of(self.0.send_request(request).await.unwrap()).await
     }
 }
 

@@ -124,6 +124,11 @@ pub(crate) async fn request(
         .request(builder.body(Full::new(body.into())).unwrap())
         .await
         .unwrap();
+    answer_of(response).await
+}
+
+/// A response, read whole.
+pub(crate) async fn answer_of(response: hyper::Response<hyper::body::Incoming>) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
