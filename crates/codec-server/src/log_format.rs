@@ -262,8 +262,9 @@ pub(crate) mod tests {
         assert_eq!(out, "2025-12-01T07:54:04.000042Z");
     }
 
+    /// Bytes written, kept for a test to read.
     #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Capture {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

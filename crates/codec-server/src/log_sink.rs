@@ -154,19 +154,7 @@ impl Write for LineWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Capture {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::log_format::tests::Capture;
 
     fn lines_of(capture: &Capture) -> Vec<String> {
         String::from_utf8(capture.0.lock().unwrap().clone())

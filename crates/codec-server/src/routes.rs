@@ -167,8 +167,10 @@ pub(crate) async fn dispatch(state: &AppState, table: &TableView, request: Reque
     response
 }
 
-/// [`dispatch`] for the router (requests that are not codec calls, or all
-/// of them when CORS is off): a table view of its own each time.
+/// [`dispatch`] for the router: requests that are not codec calls (an
+/// unknown path, a wrong method), and codec calls too if the CORS answers
+/// could not be worked out at start-up. A table view of its own each time:
+/// these are rare.
 pub(crate) async fn fallback(State(state): State<AppState>, request: Request) -> Response {
     dispatch(&state, &state.table_view(), request).await
 }

@@ -172,10 +172,7 @@ impl std::ops::Deref for HeldTable {
 impl TableView {
     /// The current table, replacing the held one after a reload.
     pub(crate) fn current(&self, state: &AppState) -> Arc<HeldTable> {
-        let mut held = match self.0.lock() {
-            Ok(held) => held,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut held = crate::shard::lock(&self.0);
         let now = state.shared.namespaces.load();
         if !Arc::ptr_eq(&held.0, &*now) {
             *held = Arc::new(HeldTable(arc_swap::Guard::into_inner(now)));
