@@ -10,8 +10,9 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use payload_converter::codec::CodecResult;
 use payload_converter::encoding::METADATA_ENCODING;
-use payload_converter::{BoxFuture, PayloadCodec, PayloadCodecError};
+use payload_converter::{BoxFuture, Budget, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 use prost::Message;
 use ring::aead::{Aad, NONCE_LEN, Nonce};
@@ -60,10 +61,16 @@ impl AesGcmCodec {
     /// `nonce` is 12 fresh random bytes. The payload is serialized straight
     /// after the nonce into a buffer with room for the tag, encrypted in
     /// place, and the buffer becomes the new data without another copy.
-    fn encrypt(&self, payload: &Payload, nonce: &[u8]) -> Result<Payload, CodecError> {
+    fn encrypt(
+        &self,
+        payload: &Payload,
+        nonce: &[u8],
+        budget: &Budget,
+    ) -> Result<Payload, CodecError> {
         let key = self.keyring.active_key();
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CodecError::Random)?;
         let inner_len = payload.encoded_len();
+        budget.charge(NONCE_LEN + inner_len + TAG_LEN)?;
         let mut buf = Vec::with_capacity(NONCE_LEN + inner_len + TAG_LEN);
         buf.extend_from_slice(nonce.as_ref());
         // A Vec grows as needed, so this cannot run out of room.
@@ -93,9 +100,9 @@ impl AesGcmCodec {
     ///
     /// When the payload is the only owner of its data (as after JSON or
     /// protobuf decoding into a fresh buffer), the data is decrypted in
-    /// place; otherwise the ciphertext is copied once. Either way the inner
-    /// payload's fields are slices of that one buffer.
-    fn decrypt(&self, payload: Payload) -> Result<Payload, CodecError> {
+    /// place; otherwise the ciphertext is copied once (charged to `budget`).
+    /// Either way the inner payload's fields are slices of that one buffer.
+    fn decrypt(&self, payload: Payload, budget: &Budget) -> Result<Payload, CodecError> {
         let key_id = payload
             .metadata
             .get(METADATA_ENCRYPTION_KEY_ID)
@@ -116,7 +123,10 @@ impl AesGcmCodec {
             .map_err(|_| CodecError::Truncated { len })?;
         let (mut buf, start) = match data.try_into_mut() {
             Ok(owned) => (owned, NONCE_LEN),
-            Err(shared) => (BytesMut::from(&shared[NONCE_LEN..]), 0),
+            Err(shared) => {
+                budget.charge(len - NONCE_LEN)?;
+                (BytesMut::from(&shared[NONCE_LEN..]), 0)
+            }
         };
         let plain_len = key
             .aead
@@ -142,53 +152,71 @@ pub(crate) fn has_encoding(payload: &Payload, encoding: &str) -> bool {
         .is_some_and(|e| e[..] == *encoding.as_bytes())
 }
 
+impl AesGcmCodec {
+    /// Encrypts every payload with the active key, under `budget`.
+    fn encrypt_batch(&self, payloads: &[Payload], budget: &Budget) -> CodecResult {
+        // One call to the system generator for the whole batch.
+        let mut nonces = vec![0u8; NONCE_LEN * payloads.len()];
+        self.rng
+            .fill(&mut nonces)
+            .map_err(|_| PayloadCodecError::from(CodecError::Random))?;
+        payloads
+            .iter()
+            .zip(nonces.chunks_exact(NONCE_LEN))
+            .enumerate()
+            .map(|(i, (p, nonce))| {
+                self.encrypt(p, nonce, budget)
+                    .map_err(|e| PayloadCodecError::from(e).at_index(i))
+            })
+            .collect()
+    }
+
+    /// Decrypts the `binary/encrypted` payloads, under `budget`.
+    fn decrypt_batch(&self, payloads: Vec<Payload>, budget: &Budget) -> CodecResult {
+        payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if has_encoding(&p, ENCODING_ENCRYPTED) {
+                    self.decrypt(p, budget)
+                        .map_err(|e| PayloadCodecError::from(e).at_index(i))
+                } else {
+                    Ok(p)
+                }
+            })
+            .collect()
+    }
+}
+
 impl PayloadCodec for AesGcmCodec {
     fn name(&self) -> &str {
         "aes-256-gcm"
     }
 
     /// Encrypts every payload (whatever its encoding) with the active key.
-    fn encode(
-        &self,
-        payloads: Vec<Payload>,
-    ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
-        Box::pin(async move {
-            // One call to the system generator for the whole batch.
-            let mut nonces = vec![0u8; NONCE_LEN * payloads.len()];
-            self.rng
-                .fill(&mut nonces)
-                .map_err(|_| PayloadCodecError::from(CodecError::Random))?;
-            payloads
-                .iter()
-                .zip(nonces.chunks_exact(NONCE_LEN))
-                .enumerate()
-                .map(|(i, (p, nonce))| {
-                    self.encrypt(p, nonce)
-                        .map_err(|e| PayloadCodecError::from(e).at_index(i))
-                })
-                .collect()
-        })
+    fn encode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
+        Box::pin(async move { self.encrypt_batch(&payloads, &Budget::unlimited()) })
     }
 
     /// Decrypts `binary/encrypted` payloads; passes others through.
-    fn decode(
-        &self,
+    fn decode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
+        Box::pin(async move { self.decrypt_batch(payloads, &Budget::unlimited()) })
+    }
+
+    fn encode_within<'a>(
+        &'a self,
         payloads: Vec<Payload>,
-    ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
-        Box::pin(async move {
-            payloads
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    if has_encoding(&p, ENCODING_ENCRYPTED) {
-                        self.decrypt(p)
-                            .map_err(|e| PayloadCodecError::from(e).at_index(i))
-                    } else {
-                        Ok(p)
-                    }
-                })
-                .collect()
-        })
+        budget: &'a Budget,
+    ) -> BoxFuture<'a, CodecResult> {
+        Box::pin(async move { self.encrypt_batch(&payloads, budget) })
+    }
+
+    fn decode_within<'a>(
+        &'a self,
+        payloads: Vec<Payload>,
+        budget: &'a Budget,
+    ) -> BoxFuture<'a, CodecResult> {
+        Box::pin(async move { self.decrypt_batch(payloads, budget) })
     }
 }
 

@@ -1,13 +1,13 @@
 //! What the compression codecs ([`ZstdCodec`](crate::ZstdCodec),
 //! [`ZlibCodec`](crate::ZlibCodec)) share: building the outer payload only
-//! when it is worth it, reading decompressed bytes under a size limit, and
-//! the batch loops.
+//! when it is worth it, reading decompressed bytes under a size limit and a
+//! [`Budget`], and the batch loops.
 
 use std::io::Read;
 
 use bytes::Bytes;
-use payload_converter::PayloadCodecError;
 use payload_converter::encoding::METADATA_ENCODING;
+use payload_converter::{Budget, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 use prost::Message;
 
@@ -29,17 +29,26 @@ pub(crate) trait Compression {
     fn max_decoded_size(&self) -> usize;
     /// Compresses `input`.
     fn compress(&self, input: &[u8]) -> std::io::Result<Vec<u8>>;
-    /// Decompresses `data`, reading at most `limit` + 1 bytes of output.
-    fn decompress(&self, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError>;
+    /// Decompresses `data`, reading at most `limit` + 1 bytes of output,
+    /// each buffer charged to `budget` before it is allocated.
+    fn decompress(&self, data: &[u8], limit: usize, budget: &Budget)
+    -> Result<Vec<u8>, CodecError>;
 }
 
 /// Compresses one payload, or returns it unchanged when it is below the
 /// size threshold or compressing does not make it smaller.
-fn compress_one<C: Compression>(codec: &C, payload: Payload) -> Result<Payload, CodecError> {
-    let inner = payload.encode_to_vec();
-    if inner.len() < codec.min_size() {
+fn compress_one<C: Compression>(
+    codec: &C,
+    payload: Payload,
+    budget: &Budget,
+) -> Result<Payload, CodecError> {
+    let size = payload.encoded_len();
+    if size < codec.min_size() {
         return Ok(payload);
     }
+    // The serialized payload, and a compressed copy at most about as large.
+    budget.charge(size.saturating_mul(2))?;
+    let inner = payload.encode_to_vec();
     let compressed = codec
         .compress(&inner)
         .map_err(|source| CodecError::Compress {
@@ -63,9 +72,13 @@ fn compress_one<C: Compression>(codec: &C, payload: Payload) -> Result<Payload, 
 }
 
 /// Decompresses one payload of the codec's encoding.
-fn decompress_one<C: Compression>(codec: &C, payload: &Payload) -> Result<Payload, CodecError> {
+fn decompress_one<C: Compression>(
+    codec: &C,
+    payload: &Payload,
+    budget: &Budget,
+) -> Result<Payload, CodecError> {
     let limit = codec.max_decoded_size();
-    let inner = codec.decompress(&payload.data, limit)?;
+    let inner = codec.decompress(&payload.data, limit, budget)?;
     if inner.len() > limit {
         return Err(CodecError::TooLarge {
             encoding: C::ENCODING,
@@ -78,20 +91,65 @@ fn decompress_one<C: Compression>(codec: &C, payload: &Payload) -> Result<Payloa
     })
 }
 
+/// Bytes read at a time once the output buffer is full, on the stack: a
+/// stream that has ended costs no growth of the buffer.
+const PROBE: usize = 8 * 1024;
+/// The most one growth of the output buffer adds (and charges) at once.
+const MAX_GROWTH: usize = 8 * 1024 * 1024;
+
 /// Reads all of `reader` but at most `limit` + 1 bytes (so a result longer
-/// than `limit` means "too large"), starting with `capacity` reserved.
+/// than `limit` means "too large").
+///
+/// `hint` bytes (a size the format declares; the caller bounds it by
+/// `limit`) are reserved first. Past that the buffer grows only when the
+/// reader has more to give, by as much as it holds (at most
+/// [`MAX_GROWTH`]), and every growth is charged to `budget` before it is
+/// allocated: a decompression bomb is refused by the budget, not by the
+/// allocator.
 pub(crate) fn read_bounded(
-    reader: impl Read,
+    mut reader: impl Read,
     limit: usize,
-    capacity: usize,
+    hint: usize,
     encoding: &'static str,
+    budget: &Budget,
 ) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(capacity.min(limit.saturating_add(1)));
-    let max = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(max)
-        .read_to_end(&mut out)
-        .map_err(|source| CodecError::Corrupt { encoding, source })?;
+    let max = limit.saturating_add(1);
+    let mut out = Vec::new();
+    let first = hint.min(max);
+    if first > 0 {
+        budget.charge(first)?;
+        out.resize(first, 0);
+    }
+    let mut len = 0;
+    let mut probe = [0_u8; PROBE];
+    loop {
+        if len < out.len() {
+            match reader.read(&mut out[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(CodecError::Corrupt { encoding, source }),
+            }
+            continue;
+        }
+        if len >= max {
+            break;
+        }
+        let read = match reader.read(&mut probe) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(CodecError::Corrupt { encoding, source }),
+        };
+        let take = read.min(max - len);
+        let grow = len.clamp(PROBE, MAX_GROWTH).max(take).min(max - len);
+        budget.charge(grow)?;
+        out.reserve_exact(grow);
+        out.resize(len + grow, 0);
+        out[len..len + take].copy_from_slice(&probe[..take]);
+        len += take;
+    }
+    out.truncate(len);
     Ok(out)
 }
 
@@ -99,11 +157,14 @@ pub(crate) fn read_bounded(
 pub(crate) fn encode_batch<C: Compression>(
     codec: &C,
     payloads: Vec<Payload>,
+    budget: &Budget,
 ) -> Result<Vec<Payload>, PayloadCodecError> {
     payloads
         .into_iter()
         .enumerate()
-        .map(|(i, p)| compress_one(codec, p).map_err(|e| PayloadCodecError::from(e).at_index(i)))
+        .map(|(i, p)| {
+            compress_one(codec, p, budget).map_err(|e| PayloadCodecError::from(e).at_index(i))
+        })
         .collect()
 }
 
@@ -111,16 +172,211 @@ pub(crate) fn encode_batch<C: Compression>(
 pub(crate) fn decode_batch<C: Compression>(
     codec: &C,
     payloads: Vec<Payload>,
+    budget: &Budget,
 ) -> Result<Vec<Payload>, PayloadCodecError> {
     payloads
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
             if has_encoding(&p, C::ENCODING) {
-                decompress_one(codec, &p).map_err(|e| PayloadCodecError::from(e).at_index(i))
+                decompress_one(codec, &p, budget)
+                    .map_err(|e| PayloadCodecError::from(e).at_index(i))
             } else {
                 Ok(p)
             }
         })
         .collect()
+}
+
+/// The [`PayloadCodec`](payload_converter::PayloadCodec) methods of a
+/// compression codec: the batch loops, without a budget or under the
+/// caller's.
+macro_rules! compression_codec_methods {
+    () => {
+        fn encode(
+            &self,
+            payloads: Vec<Payload>,
+        ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
+            Box::pin(async move {
+                crate::compressed::encode_batch(self, payloads, &Budget::unlimited())
+            })
+        }
+
+        fn decode(
+            &self,
+            payloads: Vec<Payload>,
+        ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
+            Box::pin(async move {
+                crate::compressed::decode_batch(self, payloads, &Budget::unlimited())
+            })
+        }
+
+        fn encode_within<'a>(
+            &'a self,
+            payloads: Vec<Payload>,
+            budget: &'a Budget,
+        ) -> BoxFuture<'a, Result<Vec<Payload>, PayloadCodecError>> {
+            Box::pin(async move { crate::compressed::encode_batch(self, payloads, budget) })
+        }
+
+        fn decode_within<'a>(
+            &'a self,
+            payloads: Vec<Payload>,
+            budget: &'a Budget,
+        ) -> BoxFuture<'a, Result<Vec<Payload>, PayloadCodecError>> {
+            Box::pin(async move { crate::compressed::decode_batch(self, payloads, budget) })
+        }
+    };
+}
+pub(crate) use compression_codec_methods;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use payload_converter::{BudgetError, CodecErrorKind, MemoryPool, PayloadCodec, PayloadExt};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::chain::ChainBuilder;
+    use crate::test_support::{
+        batch, decode, decode_within, encode, keyring_ab, write_zeros_payload,
+    };
+    use crate::zlib::{ENCODING_ZLIB, ZlibCodec};
+    use crate::zstd::{ENCODING_ZSTD, ZstdCodec};
+
+    const MIB: usize = 1024 * 1024;
+
+    /// `count` payloads of `encoding`, each `mib` MiB of zeros compressed.
+    fn bombs(encoding: &str, mib: usize, count: usize) -> Vec<Payload> {
+        let data = if encoding == ENCODING_ZSTD {
+            let mut encoder = ::zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+            write_zeros_payload(&mut encoder, mib * MIB);
+            encoder.finish().unwrap()
+        } else {
+            let mut encoder =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            write_zeros_payload(&mut encoder, mib * MIB);
+            encoder.finish().unwrap()
+        };
+        let payload = Payload {
+            metadata: [(
+                METADATA_ENCODING.to_owned(),
+                Bytes::from(encoding.to_owned()),
+            )]
+            .into(),
+            data: Bytes::from(data),
+            external_payloads: Vec::new(),
+        };
+        vec![payload; count]
+    }
+
+    fn budget_error(err: &PayloadCodecError) -> Option<BudgetError> {
+        match err.inner().downcast_ref::<CodecError>() {
+            Some(CodecError::Budget(e)) => Some(*e),
+            _ => None,
+        }
+    }
+
+    fn codecs() -> [(&'static str, Box<dyn PayloadCodec>); 2] {
+        [
+            (ENCODING_ZSTD, Box::new(ZstdCodec::new())),
+            (ENCODING_ZLIB, Box::new(ZlibCodec::new())),
+        ]
+    }
+
+    #[test]
+    fn a_batch_of_small_bombs_is_refused_by_the_call_budget() {
+        // Each payload is far below the codec's own limit (64 MiB); together
+        // they ask for 64 MiB, twice the call's budget.
+        for (encoding, codec) in codecs() {
+            let payloads = bombs(encoding, 4, 16);
+            let body: usize = payloads.iter().map(|p| p.data.len()).sum();
+            assert!(body < 300 * 1024, "{encoding}: {body} bytes");
+            let budget = Budget::new(32 * MIB);
+            let err = decode_within(&*codec, payloads.clone(), &budget).unwrap_err();
+            assert_eq!(err.kind(), CodecErrorKind::LimitExceeded, "{err}");
+            assert_eq!(
+                budget_error(&err),
+                Some(BudgetError::Exceeded { limit: 32 * MIB })
+            );
+            assert!(budget.used() <= 32 * MIB);
+            // Without a budget the same batch decodes.
+            assert_eq!(decode(&*codec, payloads).unwrap().len(), 16);
+        }
+    }
+
+    #[test]
+    fn a_bomb_is_charged_before_it_is_allocated() {
+        // One growth beyond the budget is refused before the buffer grows:
+        // what was charged never exceeds the limit, whatever the bomb.
+        for (encoding, codec) in codecs() {
+            let budget = Budget::new(3 * MIB);
+            let err = decode_within(&*codec, bombs(encoding, 50, 1), &budget).unwrap_err();
+            assert_eq!(
+                budget_error(&err),
+                Some(BudgetError::Exceeded { limit: 3 * MIB }),
+                "{encoding}: {err}"
+            );
+            assert!(budget.used() <= 3 * MIB, "{}", budget.used());
+        }
+    }
+
+    #[test]
+    fn an_empty_pool_is_busy_and_a_cancelled_call_stops() {
+        for (encoding, codec) in codecs() {
+            let pool = Arc::new(MemoryPool::new(MIB));
+            let budget = Budget::new(64 * MIB).with_pool(pool.clone());
+            let err = decode_within(&*codec, bombs(encoding, 2, 1), &budget).unwrap_err();
+            assert_eq!(err.kind(), CodecErrorKind::Busy, "{err}");
+            drop(budget);
+            assert_eq!(pool.in_use(), 0, "a dropped budget gives its bytes back");
+
+            let budget = Budget::unlimited();
+            budget.cancel();
+            let err = decode_within(&*codec, bombs(encoding, 1, 1), &budget).unwrap_err();
+            assert_eq!(err.kind(), CodecErrorKind::Cancelled, "{err}");
+        }
+    }
+
+    #[test]
+    fn a_declared_size_within_the_limit_takes_one_buffer() {
+        let plain = Payload::with_encoding("binary/plain", vec![7_u8; 3 * MIB]);
+        let compressed = encode(&ZstdCodec::new(), vec![plain.clone()]);
+        assert_eq!(compressed[0].encoding(), Some(ENCODING_ZSTD));
+        let budget = Budget::new(64 * MIB);
+        let out = decode_within(&ZstdCodec::new(), compressed, &budget).unwrap();
+        assert_eq!(out, std::slice::from_ref(&plain));
+        // The frame declares its size: one buffer of exactly that size.
+        assert_eq!(budget.used(), plain.encoded_len());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Under any budget a chain decodes exactly as without one, or
+        /// fails with the budget's error having charged no more than its
+        /// limit: never a partial or different result.
+        #[test]
+        fn a_budget_never_changes_what_is_decoded(
+            payloads in batch(),
+            limit in 0usize..300_000,
+        ) {
+            let chain = ChainBuilder::new()
+                .compress_zlib(ZlibCodec::new())
+                .compress_zstd(ZstdCodec::new().with_min_size(0))
+                .encrypt(keyring_ab("a"))
+                .build();
+            let encoded = encode(&chain, payloads.clone());
+            let budget = Budget::new(limit);
+            match decode_within(&chain, encoded.clone(), &budget) {
+                Ok(out) => prop_assert_eq!(out, payloads),
+                Err(err) => {
+                    prop_assert_eq!(err.kind(), CodecErrorKind::LimitExceeded);
+                    prop_assert_eq!(budget_error(&err), Some(BudgetError::Exceeded { limit }));
+                }
+            }
+            prop_assert!(budget.used() <= limit);
+        }
+    }
 }

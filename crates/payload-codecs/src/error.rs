@@ -8,7 +8,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use payload_converter::{CodecErrorKind, PayloadCodecError};
+use payload_converter::{BudgetError, CodecErrorKind, PayloadCodecError};
 
 use crate::keyring::KeyId;
 
@@ -119,6 +119,10 @@ pub enum CodecError {
         #[source]
         source: io::Error,
     },
+    /// The call's [`Budget`](payload_converter::Budget) refused the memory
+    /// a buffer needs, or the call was cancelled.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
 }
 
 impl CodecError {
@@ -137,6 +141,7 @@ impl CodecError {
             | CodecError::Encrypt
             | CodecError::Serialize { .. }
             | CodecError::Compress { .. } => CodecErrorKind::Internal,
+            CodecError::Budget(err) => err.kind(),
         }
     }
 }

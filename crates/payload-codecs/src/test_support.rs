@@ -85,3 +85,33 @@ pub(crate) fn payload() -> impl Strategy<Value = Payload> {
 pub(crate) fn batch() -> impl Strategy<Value = Vec<Payload>> {
     proptest::collection::vec(payload(), 0..4)
 }
+
+/// Decodes under `budget`.
+pub(crate) fn decode_within(
+    codec: &dyn PayloadCodec,
+    payloads: Vec<Payload>,
+    budget: &payload_converter::Budget,
+) -> Result<Vec<Payload>, payload_converter::PayloadCodecError> {
+    block_on(codec.decode_within(payloads, budget))
+}
+
+/// A serialized `binary/plain` payload of `len` zero bytes, written into a
+/// compressing writer a mebibyte at a time.
+pub(crate) fn write_zeros_payload(out: &mut impl std::io::Write, len: usize) {
+    use prost::Message as _;
+    let mut prefix = Payload {
+        metadata: [("encoding".to_owned(), Bytes::from_static(b"binary/plain"))].into(),
+        ..Payload::default()
+    }
+    .encode_to_vec();
+    prefix.push(0x12);
+    prost::encoding::encode_varint(len as u64, &mut prefix);
+    out.write_all(&prefix).expect("write to a Vec");
+    let zeros = vec![0u8; 1024 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        out.write_all(&zeros[..n]).expect("write to a Vec");
+        left -= n;
+    }
+}

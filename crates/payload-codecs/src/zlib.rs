@@ -11,7 +11,7 @@ use std::io::Write as _;
 use flate2::Compression as Level;
 use flate2::bufread::ZlibDecoder;
 use flate2::write::ZlibEncoder;
-use payload_converter::{BoxFuture, PayloadCodec, PayloadCodecError};
+use payload_converter::{BoxFuture, Budget, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 
 use crate::compressed::{self, Compression, DEFAULT_MAX_DECODED_SIZE, read_bounded};
@@ -98,9 +98,20 @@ impl Compression for ZlibCodec {
         encoder.finish()
     }
 
-    fn decompress(&self, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    fn decompress(
+        &self,
+        data: &[u8],
+        limit: usize,
+        budget: &Budget,
+    ) -> Result<Vec<u8>, CodecError> {
         let capacity = data.len().saturating_mul(4);
-        read_bounded(ZlibDecoder::new(data), limit, capacity, ENCODING_ZLIB)
+        read_bounded(
+            ZlibDecoder::new(data),
+            limit,
+            capacity,
+            ENCODING_ZLIB,
+            budget,
+        )
     }
 }
 
@@ -109,19 +120,7 @@ impl PayloadCodec for ZlibCodec {
         "zlib"
     }
 
-    fn encode(
-        &self,
-        payloads: Vec<Payload>,
-    ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
-        Box::pin(async move { compressed::encode_batch(self, payloads) })
-    }
-
-    fn decode(
-        &self,
-        payloads: Vec<Payload>,
-    ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
-        Box::pin(async move { compressed::decode_batch(self, payloads) })
-    }
+    compressed::compression_codec_methods!();
 }
 
 #[cfg(test)]

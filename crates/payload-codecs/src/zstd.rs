@@ -17,7 +17,7 @@ use std::io;
 use ::zstd::bulk::Compressor;
 use ::zstd::stream::read::Decoder;
 use ::zstd::zstd_safe::{CParameter, DCtx, DParameter, ResetDirective};
-use payload_converter::{BoxFuture, PayloadCodec, PayloadCodecError};
+use payload_converter::{BoxFuture, Budget, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 
 use crate::compressed::{self, Compression, DEFAULT_MAX_DECODED_SIZE, read_bounded};
@@ -130,7 +130,12 @@ impl Compression for ZstdCodec {
         })
     }
 
-    fn decompress(&self, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    fn decompress(
+        &self,
+        data: &[u8],
+        limit: usize,
+        budget: &Budget,
+    ) -> Result<Vec<u8>, CodecError> {
         let corrupt = |source| CodecError::Corrupt {
             encoding: ENCODING_ZSTD,
             source,
@@ -166,7 +171,7 @@ impl Compression for ZstdCodec {
                         })
                         .map_err(|code| corrupt(zstd_error(code)))?;
                     let decoder = Decoder::with_context(data, context);
-                    read_bounded(decoder, limit, capacity, ENCODING_ZSTD)
+                    read_bounded(decoder, limit, capacity, ENCODING_ZSTD, budget)
                 }
                 // No context to reuse: a decoder of its own.
                 None => {
@@ -174,7 +179,7 @@ impl Compression for ZstdCodec {
                     decoder
                         .window_log_max(window_log_max(limit))
                         .map_err(corrupt)?;
-                    read_bounded(decoder, limit, capacity, ENCODING_ZSTD)
+                    read_bounded(decoder, limit, capacity, ENCODING_ZSTD, budget)
                 }
             }
         })
@@ -207,19 +212,7 @@ impl PayloadCodec for ZstdCodec {
         "zstd"
     }
 
-    fn encode(
-        &self,
-        payloads: Vec<Payload>,
-    ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
-        Box::pin(async move { compressed::encode_batch(self, payloads) })
-    }
-
-    fn decode(
-        &self,
-        payloads: Vec<Payload>,
-    ) -> BoxFuture<'_, Result<Vec<Payload>, PayloadCodecError>> {
-        Box::pin(async move { compressed::decode_batch(self, payloads) })
-    }
+    compressed::compression_codec_methods!();
 }
 
 #[cfg(test)]

@@ -7,6 +7,11 @@
 //! [`CodecChain`] with the SDK ordering: encoding runs the codecs last to
 //! first, decoding first to last, so the first codec is the outermost layer
 //! of an encoded payload.
+//!
+//! [`PayloadCodec::decode_within`] and [`PayloadCodec::encode_within`] run
+//! the same transforms under a [`Budget`]: codecs that allocate new buffers
+//! charge them first, so a decompression bomb is refused before it takes
+//! the memory it asks for, and a cancelled call stops.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +19,7 @@ use std::sync::Arc;
 
 use payload_proto::temporal::api::common::v1::Payload;
 
+use crate::budget::Budget;
 use crate::error::{CodecErrorKind, CountMismatch, PayloadCodecError};
 
 /// A boxed, sendable future, the return type of [`PayloadCodec`] methods
@@ -35,6 +41,32 @@ pub trait PayloadCodec: Send + Sync + std::fmt::Debug {
     fn encode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult>;
     /// Decodes a batch.
     fn decode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult>;
+
+    /// Encodes a batch, charging the buffers it makes to `budget` before
+    /// allocating them. The default ignores the budget and calls
+    /// [`encode`](Self::encode): a codec whose output can be much larger
+    /// than its input must override it.
+    fn encode_within<'a>(
+        &'a self,
+        payloads: Vec<Payload>,
+        budget: &'a Budget,
+    ) -> BoxFuture<'a, CodecResult> {
+        let _ = budget;
+        self.encode(payloads)
+    }
+
+    /// Decodes a batch, charging the buffers it makes to `budget` before
+    /// allocating them (see [`encode_within`](Self::encode_within)).
+    /// Decompressing codecs override it; the default calls
+    /// [`decode`](Self::decode).
+    fn decode_within<'a>(
+        &'a self,
+        payloads: Vec<Payload>,
+        budget: &'a Budget,
+    ) -> BoxFuture<'a, CodecResult> {
+        let _ = budget;
+        self.decode(payloads)
+    }
 }
 
 impl<C: PayloadCodec + ?Sized> PayloadCodec for Arc<C> {
@@ -48,6 +80,22 @@ impl<C: PayloadCodec + ?Sized> PayloadCodec for Arc<C> {
 
     fn decode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
         (**self).decode(payloads)
+    }
+
+    fn encode_within<'a>(
+        &'a self,
+        payloads: Vec<Payload>,
+        budget: &'a Budget,
+    ) -> BoxFuture<'a, CodecResult> {
+        (**self).encode_within(payloads, budget)
+    }
+
+    fn decode_within<'a>(
+        &'a self,
+        payloads: Vec<Payload>,
+        budget: &'a Budget,
+    ) -> BoxFuture<'a, CodecResult> {
+        (**self).decode_within(payloads, budget)
     }
 }
 
@@ -85,12 +133,14 @@ pub(crate) async fn step(
     codec: &dyn PayloadCodec,
     payloads: Vec<Payload>,
     encode: bool,
+    budget: Option<&Budget>,
 ) -> CodecResult {
     let expected = payloads.len();
-    let out = if encode {
-        codec.encode(payloads).await?
-    } else {
-        codec.decode(payloads).await?
+    let out = match (encode, budget) {
+        (true, None) => codec.encode(payloads).await?,
+        (false, None) => codec.decode(payloads).await?,
+        (true, Some(budget)) => codec.encode_within(payloads, budget).await?,
+        (false, Some(budget)) => codec.decode_within(payloads, budget).await?,
     };
     if out.len() != expected {
         return Err(PayloadCodecError::new(
@@ -110,22 +160,49 @@ impl PayloadCodec for CodecChain {
         &self.name
     }
 
-    fn encode(&self, mut payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
-        Box::pin(async move {
-            for codec in self.codecs.iter().rev() {
-                payloads = step(&**codec, payloads, true).await?;
-            }
-            Ok(payloads)
-        })
+    fn encode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
+        Box::pin(self.run(payloads, true, None))
     }
 
-    fn decode(&self, mut payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
-        Box::pin(async move {
-            for codec in &self.codecs {
-                payloads = step(&**codec, payloads, false).await?;
+    fn decode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
+        Box::pin(self.run(payloads, false, None))
+    }
+
+    fn encode_within<'a>(
+        &'a self,
+        payloads: Vec<Payload>,
+        budget: &'a Budget,
+    ) -> BoxFuture<'a, CodecResult> {
+        Box::pin(self.run(payloads, true, Some(budget)))
+    }
+
+    fn decode_within<'a>(
+        &'a self,
+        payloads: Vec<Payload>,
+        budget: &'a Budget,
+    ) -> BoxFuture<'a, CodecResult> {
+        Box::pin(self.run(payloads, false, Some(budget)))
+    }
+}
+
+impl CodecChain {
+    /// Every codec in the SDK order for the direction, each under `budget`
+    /// when given; between codecs a cancelled budget stops the call.
+    async fn run(
+        &self,
+        mut payloads: Vec<Payload>,
+        encode: bool,
+        budget: Option<&Budget>,
+    ) -> CodecResult {
+        let count = self.codecs.len();
+        for i in 0..count {
+            let codec = &self.codecs[if encode { count - 1 - i } else { i }];
+            if let Some(budget) = budget {
+                budget.check()?;
             }
-            Ok(payloads)
-        })
+            payloads = step(&**codec, payloads, encode, budget).await?;
+        }
+        Ok(payloads)
     }
 }
 

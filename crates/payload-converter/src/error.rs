@@ -91,6 +91,12 @@ pub enum CodecErrorKind {
     LimitExceeded,
     /// The codec broke its contract (for example changed the batch size).
     Contract,
+    /// A resource shared by all callers is exhausted for now (see
+    /// [`MemoryPool`](crate::MemoryPool)): neither the input's fault nor a
+    /// bug; retry later.
+    Busy,
+    /// The caller cancelled the call (see [`Budget::cancel`](crate::Budget::cancel)).
+    Cancelled,
     /// Anything else: an internal or environmental failure.
     Internal,
 }

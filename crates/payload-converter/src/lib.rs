@@ -4,7 +4,8 @@
 //!   `json/protobuf`, `binary/protobuf`, `json/plain`) and the
 //!   [`CompositeConverter`] that tries them in the SDKs' order.
 //! - [`PayloadCodec`] and [`CodecChain`]: async batch transforms such as
-//!   encryption and compression (implementations live in `payload-codecs`).
+//!   encryption and compression (implementations live in `payload-codecs`);
+//!   a [`Budget`] bounds what one call may produce.
 //! - [`FailureConverter`]: errors to `Failure` messages and back, with the
 //!   optional encoded attributes.
 //! - [`VisitPayloads`]: every payload inside `Payloads`, `Failure`, `Header`
@@ -40,6 +41,7 @@
 //! # }
 //! ```
 
+mod budget;
 pub mod codec;
 pub mod converter;
 mod data_converter;
@@ -50,6 +52,7 @@ mod json_style;
 mod value;
 pub mod visit;
 
+pub use budget::{Budget, BudgetError, MemoryPool};
 pub use codec::{BoxFuture, CodecChain, PayloadCodec};
 pub use converter::{
     CompositeConverter, EncodingPayloadConverter, PayloadConverter, from_payload_as,

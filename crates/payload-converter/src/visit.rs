@@ -125,7 +125,7 @@ where
     if batch.is_empty() {
         return Ok(());
     }
-    let out = step(codec, batch, encode).await?;
+    let out = step(codec, batch, encode, None).await?;
     let mut out = out.into_iter();
     message.visit_payloads(&mut |p| {
         if let Some(next) = out.next() {
