@@ -234,7 +234,7 @@ pub(crate) use compression_codec_methods;
 mod tests {
     use std::sync::Arc;
 
-    use payload_converter::{BudgetError, CodecErrorKind, MemoryPool, PayloadCodec, PayloadExt};
+    use payload_converter::{BudgetError, BytePool, CodecErrorKind, PayloadCodec, PayloadExt};
     use proptest::prelude::*;
 
     use super::*;
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn an_empty_pool_is_busy_and_a_cancelled_call_stops() {
         for (encoding, codec) in codecs() {
-            let pool = Arc::new(MemoryPool::new(MIB));
+            let pool = Arc::new(BytePool::new(MIB));
             let budget = Budget::new(64 * MIB).with_pool(pool.clone());
             let err = decode_within(&*codec, bombs(encoding, 2, 1), &budget).unwrap_err();
             assert_eq!(err.kind(), CodecErrorKind::Busy, "{err}");

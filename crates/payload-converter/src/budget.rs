@@ -21,17 +21,31 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{CodecErrorKind, PayloadCodecError};
 
-/// Bytes held at once by all the calls that draw from it.
+/// Bytes held at once by all the calls that draw from it: a counter, not
+/// an allocator. Callers take before they allocate and give back after they
+/// free.
 ///
-/// A counter, not an allocator: callers take before they allocate and give
-/// back after they free.
+/// [`BytePool`] is the plain implementation; a server can put the same
+/// bytes behind its own pool (for example one that also lets request bodies
+/// wait for room).
+pub trait MemoryPool: Send + Sync + std::fmt::Debug {
+    /// Takes `bytes` if that many are free; `false` (and nothing taken)
+    /// otherwise. Never waits.
+    fn try_take(&self, bytes: usize) -> bool;
+    /// Gives back `bytes` taken earlier.
+    fn give_back(&self, bytes: usize);
+    /// The pool's size in bytes.
+    fn capacity(&self) -> usize;
+}
+
+/// A [`MemoryPool`] that is one atomic counter.
 #[derive(Debug)]
-pub struct MemoryPool {
+pub struct BytePool {
     capacity: usize,
     used: AtomicUsize,
 }
 
-impl MemoryPool {
+impl BytePool {
     /// A pool of `capacity` bytes.
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -40,9 +54,14 @@ impl MemoryPool {
         }
     }
 
-    /// Takes `bytes` if that many are free; `false` (and nothing taken)
-    /// otherwise.
-    pub fn try_take(&self, bytes: usize) -> bool {
+    /// Bytes taken now.
+    pub fn in_use(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+impl MemoryPool for BytePool {
+    fn try_take(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|n| *n <= self.capacity)
@@ -50,19 +69,12 @@ impl MemoryPool {
             .is_ok()
     }
 
-    /// Gives back `bytes` taken earlier.
-    pub fn give_back(&self, bytes: usize) {
+    fn give_back(&self, bytes: usize) {
         let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
         debug_assert!(before >= bytes, "gave back more than was taken");
     }
 
-    /// Bytes taken now.
-    pub fn in_use(&self) -> usize {
-        self.used.load(Ordering::Acquire)
-    }
-
-    /// The pool's size in bytes.
-    pub fn capacity(&self) -> usize {
+    fn capacity(&self) -> usize {
         self.capacity
     }
 }
@@ -119,7 +131,7 @@ impl From<BudgetError> for PayloadCodecError {
 pub struct Budget {
     limit: usize,
     used: AtomicUsize,
-    pool: Option<Arc<MemoryPool>>,
+    pool: Option<Arc<dyn MemoryPool>>,
     cancelled: AtomicBool,
 }
 
@@ -142,7 +154,7 @@ impl Budget {
 
     /// The same budget, also drawing every charge from `pool`.
     #[must_use]
-    pub fn with_pool(mut self, pool: Arc<MemoryPool>) -> Self {
+    pub fn with_pool(mut self, pool: Arc<dyn MemoryPool>) -> Self {
         self.pool = Some(pool);
         self
     }
@@ -227,7 +239,7 @@ mod tests {
 
     #[test]
     fn the_pool_is_shared_and_refilled_when_a_budget_is_dropped() {
-        let pool = Arc::new(MemoryPool::new(100));
+        let pool = Arc::new(BytePool::new(100));
         let first = Budget::new(80).with_pool(pool.clone());
         let second = Budget::new(80).with_pool(pool.clone());
         first.charge(70).unwrap();

@@ -52,7 +52,7 @@ mod json_style;
 mod value;
 pub mod visit;
 
-pub use budget::{Budget, BudgetError, MemoryPool};
+pub use budget::{Budget, BudgetError, BytePool, MemoryPool};
 pub use codec::{BoxFuture, CodecChain, PayloadCodec};
 pub use converter::{
     CompositeConverter, EncodingPayloadConverter, PayloadConverter, from_payload_as,
