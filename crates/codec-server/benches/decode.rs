@@ -1,6 +1,7 @@
 //! In-process decode throughput: the whole `/decode` pipeline (JSON parse,
-//! base64, AES-256-GCM, protobuf, JSON write) through the router, without a
-//! network. `cargo xtask bench` compares the server over TCP against this.
+//! base64, AES-256-GCM, protobuf, JSON write) through the server's one
+//! service, [`codec_server::CodecService`], without a network. `cargo xtask
+//! bench` compares the server over TCP against this.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,7 +42,7 @@ fn decode(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let config = codec_server::Config::development(keyring(dir.path()));
     let state = codec_server::build_state(&config).unwrap();
-    let router = codec_server::router(state, &config).unwrap();
+    let service = codec_server::CodecService::new(state);
 
     let mut group = c.benchmark_group("decode");
     group
@@ -56,7 +57,7 @@ fn decode(c: &mut Criterion) {
             "data": base64_standard(&data),
         }]});
         let encoded = runtime.block_on(async {
-            let response = router
+            let response = service
                 .clone()
                 .oneshot(request("/encode", serde_json::to_vec(&plain).unwrap()))
                 .await
@@ -69,10 +70,10 @@ fn decode(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| {
-                let router = router.clone();
+                let service = service.clone();
                 let body = encoded.clone();
                 async move {
-                    let response = router.oneshot(request("/decode", body)).await.unwrap();
+                    let response = service.oneshot(request("/decode", body)).await.unwrap();
                     assert_eq!(response.status(), 200);
                     black_box(to_bytes(response.into_body(), usize::MAX).await.unwrap())
                 }

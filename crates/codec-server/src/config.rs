@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::auth::{Audience, JwksUrl, JwtAlgorithms};
 
+/// The largest `server.max_body_bytes` accepted: 1 GiB.
+pub const MAX_BODY_LIMIT: usize = 1 << 30;
+
 /// The local dev server's Web UI origins (`temporal server start-dev`).
 pub const DEV_UI_ORIGINS: [&str; 2] = ["http://localhost:8233", "http://127.0.0.1:8233"];
 
@@ -40,7 +43,8 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
-/// Listening address and request limits.
+/// Listening address, request limits and connection limits
+/// (docs/security.md says which attack each one stops).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -48,12 +52,38 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most bytes one request's payloads may take once decoded (decrypted
+    /// and decompressed buffers together); default 4 × `max_body_bytes`.
+    /// More is refused with `422 limit_exceeded` before it is allocated.
+    pub max_decoded_bytes: Option<usize>,
+    /// Most bytes of request bodies and decoded payloads held at once, all
+    /// requests together; default `max_body_bytes + max_decoded_bytes`.
+    /// Bodies wait for room (until the request times out); decoding that
+    /// finds no room is refused with `503 overloaded`.
+    pub max_in_flight_bytes: Option<usize>,
     /// Most payloads accepted in one request.
     pub max_payloads: usize,
-    /// Longest a request may take, in seconds.
+    /// Longest a request may take, in seconds, from its headers to its
+    /// answer: reading the body, waiting for a slot and the codec work.
     pub request_timeout_secs: u64,
     /// Most requests processed at once; more wait.
     pub concurrency_limit: usize,
+    /// Longest a client may take to send a request's headers (and a TLS
+    /// handshake), in seconds. An HTTP/1.1 connection kept alive is closed
+    /// when its next request does not start within this time.
+    pub header_read_timeout_secs: u64,
+    /// An HTTP/2 connection with no request for this many seconds is
+    /// closed.
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once. A new connection beyond it closes the
+    /// longest idle ones; if none is idle it waits briefly, then is closed.
+    pub max_connections: usize,
+    /// Most concurrent requests (streams) on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+    /// On SIGTERM or ctrl-c, how long requests in flight may take to
+    /// finish, in seconds, before their connections are closed. Below
+    /// Kubernetes' default grace period of 30 s.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -61,10 +91,31 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
             max_body_bytes: 32 * 1024 * 1024,
+            max_decoded_bytes: None,
+            max_in_flight_bytes: None,
             max_payloads: 10_000,
             request_timeout_secs: 30,
             concurrency_limit: 256,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            http2_max_concurrent_streams: 100,
+            shutdown_grace_secs: 20,
         }
+    }
+}
+
+impl ServerConfig {
+    /// `max_decoded_bytes`, or its default.
+    pub fn decoded_limit(&self) -> usize {
+        self.max_decoded_bytes
+            .unwrap_or_else(|| self.max_body_bytes.saturating_mul(4))
+    }
+
+    /// `max_in_flight_bytes`, or its default.
+    pub fn in_flight_limit(&self) -> usize {
+        self.max_in_flight_bytes
+            .unwrap_or_else(|| self.max_body_bytes.saturating_add(self.decoded_limit()))
     }
 }
 
@@ -332,17 +383,38 @@ impl Config {
     /// Checks values that the schema alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if self.server.max_body_bytes < 1024 {
-            return invalid("server.max_body_bytes must be at least 1024".into());
+        let server = &self.server;
+        if server.max_body_bytes < 1024 || server.max_body_bytes > MAX_BODY_LIMIT {
+            return invalid(format!(
+                "server.max_body_bytes must be between 1024 and {MAX_BODY_LIMIT} (1 GiB)"
+            ));
         }
-        if self.server.max_payloads == 0
-            || self.server.concurrency_limit == 0
-            || self.server.request_timeout_secs == 0
+        if server.max_payloads == 0
+            || server.concurrency_limit == 0
+            || server.request_timeout_secs == 0
+            || server.header_read_timeout_secs == 0
+            || server.idle_timeout_secs == 0
+            || server.max_connections == 0
+            || server.http2_max_concurrent_streams == 0
         {
             return invalid(
-                "server.max_payloads, concurrency_limit and request_timeout_secs must be positive"
+                "server.max_payloads, concurrency_limit, request_timeout_secs, \
+                 header_read_timeout_secs, idle_timeout_secs, max_connections and \
+                 http2_max_concurrent_streams must be positive"
                     .into(),
             );
+        }
+        if server.decoded_limit() < 1024 {
+            return invalid("server.max_decoded_bytes must be at least 1024".into());
+        }
+        if server.in_flight_limit() < server.max_body_bytes {
+            return invalid(format!(
+                "server.max_in_flight_bytes ({}) is below server.max_body_bytes ({}): a body \
+                 of the largest size accepted could never be read; raise it or lower \
+                 max_body_bytes",
+                server.in_flight_limit(),
+                server.max_body_bytes
+            ));
         }
         for origin in &self.cors.allowed_origins {
             if origin == "*" {

@@ -1,13 +1,17 @@
-//! CORS for the Web UI, which calls the server from the browser.
+//! CORS for the Web UI, which calls the server from the browser: the one
+//! place CORS answers come from, for preflights and actual requests alike.
 //!
-//! Built on tower-http's `CorsLayer`: an allow-list of exact origins (the
-//! answer echoes the caller's origin, never `*` when credentials are on),
-//! preflights answered for the headers the UI and CLI send, and no CORS
-//! headers at all for origins that are not allowed.
+//! The rules are tower-http's `CorsLayer` (an allow-list of exact origins
+//! echoed back, never `*` with credentials; preflights answered for the
+//! headers the UI and CLI send). The layer is run once per configured
+//! origin at start-up and its answers kept, so a request costs one look-up.
+//! A request from an origin that is not allowed (or without one) gets only
+//! the layer's `Vary` headers: no `Allow-Credentials`, methods or headers
+//! that would tell a foreign page what it may send.
 
 use std::time::Duration;
 
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::CorsConfig;
@@ -25,6 +29,80 @@ const STANDARD_HEADERS: [&str; 4] = [
 #[error("cors value `{0}` is not a valid header value")]
 pub struct InvalidCorsValue(pub String);
 
+/// Headers added to an answer.
+type HeaderList = Vec<(HeaderName, HeaderValue)>;
+
+/// The answers of one allowed origin (or of every origin, with `*`).
+#[derive(Debug)]
+struct Answers {
+    actual: HeaderList,
+    preflight: HeaderList,
+}
+
+/// The CORS answers of a configuration, worked out at start-up.
+#[derive(Debug)]
+pub(crate) struct Cors {
+    /// Exact allowed origins and their answers.
+    allowed: Vec<(HeaderValue, Answers)>,
+    /// With `*`: the answers for every origin.
+    any: Option<Answers>,
+    /// For an origin that is not allowed, or none: `Vary` only.
+    refused: HeaderList,
+}
+
+impl Cors {
+    /// The answers for `config`.
+    pub(crate) fn new(config: &CorsConfig) -> Result<Self, InvalidCorsValue> {
+        let layer = layer(config)?;
+        let answers = |origin: &HeaderValue| Answers {
+            actual: headers_added(&layer, Method::POST, Some(origin)),
+            preflight: headers_added(&layer, Method::OPTIONS, Some(origin)),
+        };
+        let refused: HeaderList = headers_added(&layer, Method::POST, None)
+            .into_iter()
+            .filter(|(name, _)| name == header::VARY)
+            .collect();
+        match allowed_origins(config)? {
+            None => Ok(Self {
+                allowed: Vec::new(),
+                any: Some(answers(&HeaderValue::from_static("https://any.invalid"))),
+                refused,
+            }),
+            Some(origins) => Ok(Self {
+                allowed: origins
+                    .into_iter()
+                    .map(|origin| {
+                        let found = answers(&origin);
+                        (origin, found)
+                    })
+                    .collect(),
+                any: None,
+                refused,
+            }),
+        }
+    }
+
+    fn answers(&self, origin: Option<&HeaderValue>) -> Option<&Answers> {
+        let origin = origin?;
+        self.any.as_ref().or_else(|| {
+            self.allowed
+                .iter()
+                .find(|(allowed, _)| allowed == origin)
+                .map(|(_, answers)| answers)
+        })
+    }
+
+    /// Headers to add to the answer of an actual request from `origin`.
+    pub(crate) fn actual(&self, origin: Option<&HeaderValue>) -> &[(HeaderName, HeaderValue)] {
+        self.answers(origin).map_or(&self.refused, |a| &a.actual)
+    }
+
+    /// Headers of the answer to a preflight from `origin`.
+    pub(crate) fn preflight(&self, origin: Option<&HeaderValue>) -> &[(HeaderName, HeaderValue)] {
+        self.answers(origin).map_or(&self.refused, |a| &a.preflight)
+    }
+}
+
 /// The configured origins as header values; `None` when `*` allows any.
 fn allowed_origins(config: &CorsConfig) -> Result<Option<Vec<HeaderValue>>, InvalidCorsValue> {
     if config.allowed_origins.iter().any(|o| o == "*") {
@@ -38,8 +116,8 @@ fn allowed_origins(config: &CorsConfig) -> Result<Option<Vec<HeaderValue>>, Inva
         .map(Some)
 }
 
-/// The CORS layer for `config`.
-pub(crate) fn layer(config: &CorsConfig) -> Result<CorsLayer, InvalidCorsValue> {
+/// The CORS layer for `config`: the rules the answers come from.
+fn layer(config: &CorsConfig) -> Result<CorsLayer, InvalidCorsValue> {
     let allow_origin = match allowed_origins(config)? {
         None => AllowOrigin::any(),
         Some(origins) => AllowOrigin::list(origins),
@@ -63,53 +141,9 @@ pub(crate) fn layer(config: &CorsConfig) -> Result<CorsLayer, InvalidCorsValue> 
         .max_age(Duration::from_secs(600)))
 }
 
-/// Headers added to an answer.
-type HeaderList = Vec<(HeaderName, HeaderValue)>;
-
-/// What the CORS layer adds to an actual (not preflight) request, worked
-/// out once at start-up by running the layer itself: for no `Origin` and
-/// for each configured origin. The codec routes answer many small requests,
-/// and building these headers per request was a tenth of their work.
-///
-/// The layer adds the same headers for any origin that is not configured as
-/// for no origin (an allow-list answers only listed origins; `*` answers
-/// every request alike), so those share one entry. A test compares these
-/// answers with the layer's for allowed, unknown and absent origins.
-#[derive(Debug)]
-pub(crate) struct CorsAnswers {
-    without: HeaderList,
-    allowed: Vec<(HeaderValue, HeaderList)>,
-}
-
-impl CorsAnswers {
-    /// The answers of the layer for `config`; `None` if the layer does not
-    /// answer at once (it always does for the rules `layer` builds).
-    pub(crate) fn new(config: &CorsConfig) -> Result<Option<Self>, InvalidCorsValue> {
-        let layer = layer(config)?;
-        let Some(without) = headers_added(&layer, None) else {
-            return Ok(None);
-        };
-        // With `*` every origin gets the answer for none.
-        let mut allowed = Vec::new();
-        for value in allowed_origins(config)?.unwrap_or_default() {
-            let Some(headers) = headers_added(&layer, Some(&value)) else {
-                return Ok(None);
-            };
-            allowed.push((value, headers));
-        }
-        Ok(Some(Self { without, allowed }))
-    }
-
-    /// The headers to add to the answer for a request from `origin`.
-    pub(crate) fn for_origin(&self, origin: Option<&HeaderValue>) -> &[(HeaderName, HeaderValue)] {
-        origin
-            .and_then(|origin| self.allowed.iter().find(|(o, _)| o == origin))
-            .map_or(&self.without, |(_, headers)| headers)
-    }
-}
-
-/// The headers `layer` adds to the answer of a `POST` from `origin`.
-fn headers_added(layer: &CorsLayer, origin: Option<&HeaderValue>) -> Option<HeaderList> {
+/// The headers `layer` puts on the answer to a `method` request (a
+/// preflight for `OPTIONS`) from `origin`.
+fn headers_added(layer: &CorsLayer, method: Method, origin: Option<&HeaderValue>) -> HeaderList {
     use std::future::Future as _;
     use tower::{Layer as _, Service as _};
 
@@ -119,35 +153,32 @@ fn headers_added(layer: &CorsLayer, origin: Option<&HeaderValue>) -> Option<Head
         ))
     }));
     let mut request = axum::http::Request::new(());
-    *request.method_mut() = Method::POST;
+    if method == Method::OPTIONS {
+        request.headers_mut().insert(
+            header::ACCESS_CONTROL_REQUEST_METHOD,
+            HeaderValue::from_static("POST"),
+        );
+    }
+    *request.method_mut() = method;
     if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert(axum::http::header::ORIGIN, origin.clone());
+        request.headers_mut().insert(header::ORIGIN, origin.clone());
     }
     let mut answer = std::pin::pin!(service.call(request));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match answer.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(Ok(response)) => Some(
-            response
-                .headers()
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect(),
-        ),
-        _ => None,
+        std::task::Poll::Ready(Ok(response)) => response
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        // The layer answers at once (its inner service is ready at once).
+        _ => Vec::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The full answer headers of the layer for a `POST` from `origin`.
-    fn layer_headers(config: &CorsConfig, origin: Option<&str>) -> HeaderList {
-        let origin = origin.map(|o| HeaderValue::from_str(o).unwrap());
-        headers_added(&layer(config).unwrap(), origin.as_ref()).unwrap()
-    }
 
     fn config(origins: &[&str], credentials: bool) -> CorsConfig {
         CorsConfig {
@@ -157,56 +188,65 @@ mod tests {
         }
     }
 
+    fn names(headers: &[(HeaderName, HeaderValue)]) -> Vec<&str> {
+        headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
     #[test]
-    fn precomputed_answers_are_the_layers() {
-        let configs = [
+    fn allowed_origins_get_the_layers_answers() {
+        for cfg in [
             config(&["http://localhost:8233", "https://ui.example.com"], false),
             config(&["http://localhost:8233"], true),
-            config(&["*"], false),
-            config(&[], false),
-        ];
-        let origins = [
-            None,
-            Some("http://localhost:8233"),
-            Some("https://ui.example.com"),
-            Some("https://evil.example.com"),
-            Some("http://localhost:8233/"),
-        ];
-        for config in &configs {
-            let answers = CorsAnswers::new(config).unwrap().unwrap();
-            for origin in origins {
-                let value = origin.map(|o| HeaderValue::from_str(o).unwrap());
-                assert_eq!(
-                    answers.for_origin(value.as_ref()),
-                    layer_headers(config, origin).as_slice(),
-                    "{config:?} from {origin:?}"
+        ] {
+            let cors = Cors::new(&cfg).unwrap();
+            let origin = HeaderValue::from_static("http://localhost:8233");
+            let layer = layer(&cfg).unwrap();
+            assert_eq!(
+                cors.actual(Some(&origin)),
+                headers_added(&layer, Method::POST, Some(&origin)).as_slice()
+            );
+            assert_eq!(
+                cors.preflight(Some(&origin)),
+                headers_added(&layer, Method::OPTIONS, Some(&origin)).as_slice()
+            );
+            assert!(names(cors.preflight(Some(&origin))).contains(&"access-control-allow-methods"));
+        }
+    }
+
+    #[test]
+    fn other_origins_get_vary_and_nothing_else() {
+        let cors = Cors::new(&config(&["http://localhost:8233"], true)).unwrap();
+        let other = HeaderValue::from_static("https://evil.example.com");
+        let almost = HeaderValue::from_static("http://localhost:8233/");
+        for origin in [Some(&other), Some(&almost), None] {
+            for headers in [cors.actual(origin), cors.preflight(origin)] {
+                assert!(!headers.is_empty(), "Vary is sent");
+                assert!(
+                    headers.iter().all(|(n, _)| n == header::VARY),
+                    "{origin:?}: {:?}",
+                    names(headers)
                 );
             }
         }
     }
 
     #[test]
-    fn allowed_origins_are_echoed_and_others_are_not() {
-        let answers = CorsAnswers::new(&config(&["http://localhost:8233"], false))
-            .unwrap()
-            .unwrap();
-        let allowed = HeaderValue::from_static("http://localhost:8233");
-        let other = HeaderValue::from_static("https://evil.example.com");
-        let origin_of = |headers: &[(HeaderName, HeaderValue)]| {
+    fn any_origin_gets_the_wildcard() {
+        let cors = Cors::new(&config(&["*"], false)).unwrap();
+        let origin = HeaderValue::from_static("https://anything.example.com");
+        let allow = |headers: &[(HeaderName, HeaderValue)]| {
             headers
                 .iter()
-                .find(|(n, _)| n == axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .find(|(n, _)| n == header::ACCESS_CONTROL_ALLOW_ORIGIN)
                 .map(|(_, v)| v.clone())
         };
-        assert_eq!(origin_of(answers.for_origin(Some(&allowed))), Some(allowed));
-        assert_eq!(origin_of(answers.for_origin(Some(&other))), None);
-        assert_eq!(origin_of(answers.for_origin(None)), None);
-        assert!(
-            answers
-                .for_origin(None)
-                .iter()
-                .any(|(n, _)| n == axum::http::header::VARY),
-            "Vary is sent even without an origin, as the layer does"
+        assert_eq!(
+            allow(cors.actual(Some(&origin))),
+            Some(HeaderValue::from_static("*"))
+        );
+        assert_eq!(
+            allow(cors.preflight(Some(&origin))),
+            Some(HeaderValue::from_static("*"))
         );
     }
 }

@@ -7,7 +7,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use payload_converter::{CodecErrorKind, PayloadCodecError};
+use payload_converter::{BudgetError, CodecErrorKind, PayloadCodecError};
 use serde::Serialize;
 
 /// An error answered to an HTTP client.
@@ -25,6 +25,26 @@ pub enum ApiError {
         "request body is larger than the limit of {limit} bytes; raise `server.max_body_bytes` if payloads this large are expected"
     )]
     BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read (the client went away, or sent a broken
+    /// chunked encoding).
+    #[error("the request body could not be read: {0}")]
+    BodyUnreadable(String),
+    /// The body did not arrive before the request's deadline.
+    #[error(
+        "the request body did not arrive within {0} seconds; send it faster, or raise \
+         `server.request_timeout_secs`"
+    )]
+    BodyTimeout(u64),
+    /// The payloads would take more than the per-request limit once decoded.
+    #[error(
+        "the payloads of this request take more than {limit} bytes once decoded \
+         (decrypted and decompressed); raise `server.max_decoded_bytes` if payloads this \
+         large are expected"
+    )]
+    DecodedTooLarge {
         /// The limit in bytes.
         limit: usize,
     },
@@ -80,8 +100,8 @@ pub enum ApiError {
     /// The request took longer than the configured timeout.
     #[error("request timed out after {0} seconds")]
     Timeout(u64),
-    /// The server is at its concurrency limit.
-    #[error("the server is at its concurrency limit; retry shortly")]
+    /// The server is at its concurrency or memory limit.
+    #[error("the server is at its concurrency or memory limit; retry shortly")]
     Overloaded,
     /// Our fault; the detail is logged, not sent.
     #[error("internal error")]
@@ -104,6 +124,11 @@ impl ApiError {
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::InvalidPayload(_) => (StatusCode::BAD_REQUEST, "invalid_payload"),
             ApiError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::BodyUnreadable(_) => (StatusCode::BAD_REQUEST, "body_unreadable"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::DecodedTooLarge { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded")
+            }
             ApiError::TooManyPayloads { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "too_many_payloads")
             }
@@ -136,14 +161,29 @@ impl ApiError {
     }
 }
 
-impl From<PayloadCodecError> for ApiError {
-    fn from(err: PayloadCodecError) -> Self {
-        if err.kind().is_input_fault() {
-            ApiError::Codec(err)
-        } else {
-            ApiError::Internal(err.to_string())
+impl ApiError {
+    /// The error for a codec failure of a request with `timeout_secs`.
+    pub(crate) fn from_codec(err: PayloadCodecError, timeout_secs: u64) -> Self {
+        match (err.kind(), budget_error(&err)) {
+            (_, Some(BudgetError::Exceeded { limit })) => ApiError::DecodedTooLarge { limit },
+            (CodecErrorKind::Busy, _) => ApiError::Overloaded,
+            (CodecErrorKind::Cancelled, _) => ApiError::Timeout(timeout_secs),
+            (kind, _) if kind.is_input_fault() => ApiError::Codec(err),
+            _ => ApiError::Internal(err.to_string()),
         }
     }
+}
+
+/// The budget refusal behind a codec error, if that is what it is: from a
+/// chain (between codecs) or from one of our codecs.
+fn budget_error(err: &PayloadCodecError) -> Option<BudgetError> {
+    let inner = err.inner();
+    inner.downcast_ref::<BudgetError>().copied().or_else(|| {
+        match inner.downcast_ref::<payload_codecs::CodecError>() {
+            Some(payload_codecs::CodecError::Budget(budget)) => Some(*budget),
+            _ => None,
+        }
+    })
 }
 
 impl IntoResponse for ApiError {

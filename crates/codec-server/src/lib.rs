@@ -24,19 +24,22 @@
 //! # }
 //! ```
 
+mod access_log;
 pub mod auth;
 mod body;
+mod codec_route;
 pub mod config;
+mod connection;
 mod cors;
 pub mod dev;
 mod error;
+mod limits;
 pub mod log_format;
 mod log_sink;
 mod metrics;
 mod namespaces;
 mod reload;
 mod remote;
-mod routes;
 mod service;
 mod shard;
 mod state;
@@ -46,9 +49,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 pub use crate::config::{Config, ConfigError, Overrides};
@@ -57,8 +57,9 @@ pub use crate::error::ApiError;
 pub use crate::log_sink::{LineWriter, LogSink};
 pub use crate::namespaces::{BuildError, build_namespaces};
 pub use crate::remote::{RemoteCodecError, RemotePayloadCodec};
+pub use crate::service::CodecService;
 pub use crate::state::{AppState, NamespacePolicy, NamespaceTable};
-pub use crate::tls::{TlsError, TlsListener};
+pub use crate::tls::TlsError;
 
 /// The server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -89,25 +90,18 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The router for `state`, with CORS from `config`.
-pub fn router(state: AppState, config: &Config) -> Result<Router, ServeError> {
-    let cors = cors::layer(&config.cors)?;
-    Ok(Router::new()
-        .route("/healthz", get(routes::healthz).fallback(routes::get_only))
-        .route("/readyz", get(routes::readyz).fallback(routes::get_only))
-        .route("/metrics", get(routes::metrics).fallback(routes::get_only))
-        .fallback(routes::fallback)
-        // The codec routes enforce `server.max_body_bytes` themselves.
-        .layer(DefaultBodyLimit::disable())
-        .layer(cors)
-        .with_state(state))
+/// An axum router that answers everything with the [`CodecService`] of
+/// `state`: the same service `serve` runs, for embedding in a server of
+/// your own (nest it, or merge it with your routes).
+pub fn router(state: AppState) -> Router {
+    Router::new().fallback_service(CodecService::new(state))
 }
 
 /// Validates `config`, loads its keyrings and builds the state.
 pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
     config.validate()?;
     let namespaces = build_namespaces(config)?;
-    Ok(AppState::new(namespaces, config.server.clone()))
+    Ok(AppState::new(namespaces, config)?)
 }
 
 /// Everything `serve` would refuse at start-up, checked without binding:
@@ -115,7 +109,6 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
 /// What `codec-server --check-config` runs.
 pub fn check(config: &Config) -> Result<(), ServeError> {
     build_state(config)?;
-    let _cors = cors::layer(&config.cors)?;
     if let Some(tls) = &config.tls {
         let (cert, key) = tls::paths(tls, |p| config.resolve(p));
         tls::server_config(&cert, &key)?;
@@ -137,41 +130,25 @@ pub async fn serve(
 
 /// Serves on an already bound listener until `shutdown` completes, over TLS
 /// when `config.tls` is set, reloading keyrings on SIGHUP and when their
-/// files change (and certificates when theirs change). Requests in flight
-/// finish before it returns.
+/// files change (and certificates when theirs change). Then stops
+/// accepting, reports not ready, and gives requests in flight
+/// `server.shutdown_grace_secs` to finish before closing what is left.
 pub async fn serve_on(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let state = build_state(&config)?;
-    let app = service::MakeCodecService::new(
-        state.clone(),
-        cors::CorsAnswers::new(&config.cors)?,
-        router(state.clone(), &config)?,
-    );
-    let tls = config
-        .tls
-        .as_ref()
-        .map(|t| tls::paths(t, |p| config.resolve(p)));
-    let reloader = reload::spawn(state, config);
-    let result = match tls {
-        Some((cert, key)) => {
-            let listener = TlsListener::new(listener, cert, key)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+    let tls = match &config.tls {
+        Some(tls) => {
+            let (cert, key) = tls::paths(tls, |p| config.resolve(p));
+            Some(tls::Tls::new(cert, key)?)
         }
-        None => {
-            // Answers go out at once, not held back by Nagle's algorithm.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+        None => None,
     };
+    let server = config.server.clone();
+    let reloader = reload::spawn(state.clone(), config);
+    connection::serve(listener, state, &server, tls, shutdown).await;
     reloader.abort();
-    Ok(result?)
+    Ok(())
 }

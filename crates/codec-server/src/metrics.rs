@@ -158,6 +158,18 @@ impl Metrics {
             .register_counter(&Key::from_parts(name, labels), &METADATA)
     }
 
+    /// A gauge without labels (the connection layer and `/metrics` set
+    /// them).
+    pub(crate) fn gauge(&self, name: &'static str) -> metrics::Gauge {
+        self.recorder
+            .register_gauge(&Key::from_name(name), &METADATA)
+    }
+
+    /// A counter without labels.
+    pub(crate) fn plain_counter(&self, name: &'static str) -> Counter {
+        self.counter(name, Vec::new())
+    }
+
     fn register(&self, route: &'static str, namespace: &str) -> Series {
         let with = |extra: Option<Label>| {
             let mut labels = Self::labels(route, namespace);

@@ -1,5 +1,6 @@
 //! Shared server state: the namespace table (swapped atomically on reload,
-//! so the request path takes no lock), limits, metrics and readiness.
+//! so the request path takes no lock), the limits, CORS answers, metrics and
+//! readiness of one server instance.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,11 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use payload_converter::PayloadCodec;
-use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
-use crate::config::ServerConfig;
+use crate::config::Config;
+use crate::cors::{Cors, InvalidCorsValue};
 use crate::error::ApiError;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 
 /// How one namespace is served.
@@ -78,8 +80,8 @@ impl NamespaceTable {
 
 struct Shared {
     namespaces: ArcSwap<NamespaceTable>,
-    limits: ServerConfig,
-    concurrency: Semaphore,
+    limits: Limits,
+    cors: Cors,
     metrics: Metrics,
     ready: AtomicBool,
 }
@@ -94,22 +96,24 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("limits", &self.shared.limits)
+            .field("cors", &self.shared.cors)
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    /// State serving `namespaces` within `limits`.
-    pub fn new(namespaces: NamespaceTable, limits: ServerConfig) -> Self {
-        Self {
+    /// State serving `namespaces` with the limits and CORS of `config`
+    /// (validated: see [`Config::validate`]).
+    pub fn new(namespaces: NamespaceTable, config: &Config) -> Result<Self, InvalidCorsValue> {
+        Ok(Self {
             shared: Arc::new(Shared {
                 namespaces: ArcSwap::from_pointee(namespaces),
-                concurrency: Semaphore::new(limits.concurrency_limit),
-                limits,
+                limits: Limits::new(&config.server),
+                cors: Cors::new(&config.cors)?,
                 metrics: Metrics::new(),
                 ready: AtomicBool::new(true),
             }),
-        }
+        })
     }
 
     /// Replaces the namespace table; requests in flight finish with the old one.
@@ -124,12 +128,12 @@ impl AppState {
         ))))
     }
 
-    pub(crate) fn limits(&self) -> &ServerConfig {
+    pub(crate) fn limits(&self) -> &Limits {
         &self.shared.limits
     }
 
-    pub(crate) fn concurrency(&self) -> &Semaphore {
-        &self.shared.concurrency
+    pub(crate) fn cors(&self) -> &Cors {
+        &self.shared.cors
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {

@@ -1,14 +1,12 @@
 //! HTTPS with rustls: the Web UI only passes access tokens to an https
 //! Codec Server.
 //!
-//! [`TlsListener`] plugs into `axum::serve`. TLS handshakes run in their own
-//! tasks (a slow or stalled client cannot hold up other connections), ALPN
-//! offers HTTP/2 and HTTP/1.1, and the certificate and key files are
+//! Each connection's handshake runs in its own task, within the header-read
+//! timeout (a slow or stalled client cannot hold up other connections);
+//! ALPN offers HTTP/2 and HTTP/1.1; the certificate and key files are
 //! re-read when they change, so renewed certificates apply to new
 //! connections without a restart.
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,15 +15,10 @@ use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
 
-/// Longest a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate files are checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
 
@@ -91,76 +84,40 @@ pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>
     Ok(Arc::new(config))
 }
 
-/// A listener that yields TLS connections for `axum::serve`.
-#[derive(Debug)]
-pub struct TlsListener {
-    incoming: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+/// The TLS side of the server: the current acceptor, replaced when the
+/// certificate or key file changes (checked every two seconds by a task
+/// that ends with this value).
+pub(crate) struct Tls {
+    current: Arc<ArcSwap<TlsAcceptor>>,
+    reload: tokio::task::JoinHandle<()>,
 }
 
-impl TlsListener {
-    /// Serves TLS on `listener` with the files in `tls` (resolved by
-    /// `resolve`), reloading them when they change.
-    pub(crate) fn new(
-        listener: TcpListener,
-        cert: PathBuf,
-        key: PathBuf,
-    ) -> Result<Self, TlsError> {
-        let acceptor = Arc::new(ArcSwap::from_pointee(TlsAcceptor::from(server_config(
+impl Tls {
+    /// Serves the certificate `cert` with its `key`, reloading them when
+    /// they change.
+    pub(crate) fn new(cert: PathBuf, key: PathBuf) -> Result<Self, TlsError> {
+        let current = Arc::new(ArcSwap::from_pointee(TlsAcceptor::from(server_config(
             &cert, &key,
         )?)));
-        let local_addr = listener.local_addr().map_err(|e| TlsError::File {
-            what: "certificate",
-            path: cert.clone(),
-            message: format!("listener has no address: {e}"),
-        })?;
-        let (sender, incoming) = mpsc::channel(256);
-        let accept = tokio::spawn(accept_loop(listener, acceptor.clone(), sender));
-        let reload = tokio::spawn(reload_loop(acceptor, cert, key));
-        Ok(Self {
-            incoming,
-            local_addr,
-            tasks: vec![accept, reload],
-        })
+        let reload = tokio::spawn(reload_loop(current.clone(), cert, key));
+        Ok(Self { current, reload })
+    }
+
+    /// The acceptor for a new connection.
+    pub(crate) fn acceptor(&self) -> Arc<TlsAcceptor> {
+        self.current.load_full()
     }
 }
 
-impl Drop for TlsListener {
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+impl Drop for Tls {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: Arc<ArcSwap<TlsAcceptor>>,
-    sender: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!(%err, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.load_full();
-        let sender = sender.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let _ = sender.send((stream, peer)).await;
-                }
-                Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
+        self.reload.abort();
     }
 }
 
@@ -183,23 +140,6 @@ async fn reload_loop(acceptor: Arc<ArcSwap<TlsAcceptor>>, cert: PathBuf, key: Pa
                 tracing::error!(%err, "TLS certificate reload failed; keeping the previous one")
             }
         }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.incoming.recv().await {
-            Some(connection) => connection,
-            // The accept task only ends when aborted on drop.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
     }
 }
 

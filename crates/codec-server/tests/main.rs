@@ -10,7 +10,6 @@ mod docs;
 mod fuzz;
 mod http;
 mod jwt;
-mod paths;
 mod stateless;
 mod tls;
 mod util;
