@@ -398,9 +398,17 @@ impl Task {
             .is_some_and(|idle| idle >= self.idle_limit())
     }
 
-    /// When to look at the connection again.
+    /// When to look at the connection again: when it would be idle too
+    /// long if nothing happens. Before its first request that is the
+    /// sooner of the two limits, since a request may come and go before
+    /// then (nothing wakes the watchdog when it does).
     fn next_check(&self, now: Instant) -> Instant {
-        let limit = self.idle_limit();
+        let settings = &self.settings;
+        let limit = if self.activity.requests.load(Ordering::Relaxed) == 0 {
+            settings.header_timeout.min(settings.idle_timeout)
+        } else {
+            settings.idle_timeout
+        };
         match self.activity.idle_for(now) {
             Some(idle) => now + limit.saturating_sub(idle),
             None => now + limit,

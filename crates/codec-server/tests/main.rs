@@ -8,6 +8,7 @@ mod bad_input;
 mod cors;
 mod docs;
 mod fuzz;
+mod hostile;
 mod http;
 mod jwt;
 mod stateless;
