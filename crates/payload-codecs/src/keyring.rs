@@ -25,7 +25,7 @@ use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 
 use crate::error::{KeyringError, KeyringErrorKind};
 
-pub use file::{KeySource, KeyringFile};
+pub use file::{INTERRUPTED_AFTER, KeySource, KeyringFile};
 pub use key_id::{KeyId, MAX_KEY_ID_LEN};
 pub use secret::{KEY_LEN, SecretKey};
 pub(crate) use secret::{SecretText, TextFormat};

@@ -70,4 +70,6 @@ pub use aes_gcm::{AesGcmCodec, ENCODING_ENCRYPTED, METADATA_ENCRYPTION_KEY_ID};
 pub use chain::ChainBuilder;
 pub use compressed::DEFAULT_MAX_DECODED_SIZE;
 pub use error::{CodecError, KeyIdError, KeyringError, KeyringErrorKind};
-pub use keyring::{KEY_LEN, KeyId, KeySource, Keyring, KeyringFile, MAX_KEY_ID_LEN, SecretKey};
+pub use keyring::{
+    INTERRUPTED_AFTER, KEY_LEN, KeyId, KeySource, Keyring, KeyringFile, MAX_KEY_ID_LEN, SecretKey,
+};

@@ -26,8 +26,7 @@ fn generate_rotate_list_retire() {
 
     let out = run(&["keys", "rotate", "--keyring", kr, "--id", "k2"]).expect_code(0);
     assert!(
-        out.stderr
-            .contains("`k2` is active (was `k1`); 1 keys kept"),
+        out.stderr.contains("`k2` is active (was `k1`); 1 key kept"),
         "{}",
         out.stderr
     );
@@ -188,4 +187,33 @@ fn add_references_and_bad_input() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn files_left_by_an_interrupted_save_are_removed_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.toml");
+    let kr = str_path(&path);
+    run(&["keys", "generate", "--keyring", kr, "--id", "k1"]).expect_code(0);
+    // What `keys rotate` killed between writing and renaming leaves.
+    let left = dir.path().join(".keyring.toml.00112233aabbccdd.tmp");
+    std::fs::write(&left, std::fs::read(&path).unwrap()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&left)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - payload_codecs::INTERRUPTED_AFTER * 2)
+        .unwrap();
+    let out = run(&["keys", "list", "--keyring", kr]).expect_code(0);
+    assert!(
+        out.stderr.contains(&format!(
+            "removed {}, left by an interrupted save of the keyring",
+            left.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!left.exists());
+    let out = run(&["keys", "list", "--keyring", kr]).expect_code(0);
+    assert!(!out.stderr.contains("removed"), "{}", out.stderr);
 }

@@ -354,6 +354,52 @@ impl KeyringFile {
         result.map_err(write_err)
     }
 
+    /// Removes what interrupted saves of the keyring at `path` left behind:
+    /// the temporary files [`save_atomic`](Self::save_atomic) writes next
+    /// to it (they hold key material), when older than
+    /// [`INTERRUPTED_AFTER`] (a save in progress is younger). Returns the
+    /// files removed, so that the caller can say so.
+    pub fn remove_interrupted_saves(path: &Path) -> io::Result<Vec<PathBuf>> {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            return Ok(Vec::new());
+        };
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        let prefix = format!(".{name}.");
+        let mut removed = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let is_ours = file_name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|suffix| {
+                    suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+            if !is_ours {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age >= INTERRUPTED_AFTER);
+            if old {
+                fs::remove_file(entry.path())?;
+                removed.push(entry.path());
+            }
+        }
+        Ok(removed)
+    }
+
     fn entry(&self, id: &str) -> Option<&Entry> {
         self.keys.iter().find(|e| e.id.as_str() == id)
     }
@@ -365,6 +411,10 @@ impl KeyringFile {
         }
     }
 }
+
+/// A temporary file of [`KeyringFile::save_atomic`] older than this was
+/// left by an interrupted save (a save takes milliseconds).
+pub const INTERRUPTED_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Gives the new file the owner and group of the file it replaces, so that
 /// rotating keys as root does not leave a 0600 file the server's own user

@@ -121,6 +121,14 @@ Examples:
 
 /// Runs `payloadctl keys ...`.
 pub(crate) fn run(args: KeysArgs) -> anyhow::Result<Outcome> {
+    let (KeysCommand::Generate { keyring, .. }
+    | KeysCommand::Add { keyring, .. }
+    | KeysCommand::Rotate { keyring, .. }
+    | KeysCommand::List { keyring, .. }
+    | KeysCommand::Retire { keyring, .. }) = &args.command;
+    if let Some(path) = &keyring.keyring {
+        clean_interrupted_saves(path);
+    }
     match args.command {
         KeysCommand::Generate { keyring, id } => {
             let path = keyring.required()?;
@@ -179,10 +187,11 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<Outcome> {
             let old = keys.set_active(&new)?;
             save(&keys, path)?;
             warn_unresolved(&keys);
+            let kept = keys.keys().len() - 1;
             output::note(&format!(
-                "rotated {}: `{new}` is active (was `{old}`); {} keys kept to decode older payloads",
+                "rotated {}: `{new}` is active (was `{old}`); {kept} {} kept to decode older payloads",
                 path.display(),
-                keys.keys().len() - 1
+                if kept == 1 { "key" } else { "keys" }
             ));
         }
         KeysCommand::List { keyring, output } => {
@@ -205,6 +214,29 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// Removes the temporary files an interrupted save left next to the
+/// keyring (they hold key material) and says so; a failure to remove them
+/// is a warning, not an error.
+fn clean_interrupted_saves(path: &Path) {
+    match KeyringFile::remove_interrupted_saves(path) {
+        Ok(removed) => {
+            for file in removed {
+                output::note(&format!(
+                    "removed {}, left by an interrupted save of the keyring",
+                    file.display()
+                ));
+            }
+        }
+        Err(err) => output::note(&format!(
+            "warning: cannot look for files left by interrupted saves next to {}: {err}; \
+             remove any `.{}.*.tmp` there by hand, they hold key material",
+            path.display(),
+            path.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        )),
+    }
 }
 
 fn load(path: &Path) -> anyhow::Result<KeyringFile> {

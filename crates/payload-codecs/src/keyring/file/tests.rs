@@ -553,3 +553,41 @@ fn save_keeps_the_owner_of_the_file_it_replaces() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert!(KeyringFile::load(&path).unwrap().source("k2").is_some());
 }
+
+#[test]
+fn what_an_interrupted_save_left_is_removed_once_it_is_old() {
+    let dir = TempDir::new();
+    let path = dir.path().join("keyring.toml");
+    KeyringFile::generate(id("k1"))
+        .unwrap()
+        .save_atomic(&path)
+        .unwrap();
+    // As a save killed after writing its temporary file leaves it.
+    let left = dir.path().join(".keyring.toml.0123456789abcdef.tmp");
+    let recent = dir.path().join(".keyring.toml.fedcba9876543210.tmp");
+    let other = dir.path().join(".other.toml.0123456789abcdef.tmp");
+    for file in [&left, &recent, &other] {
+        fs::write(file, "active = \"k1\"").unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - INTERRUPTED_AFTER * 2;
+    for file in [&left, &other] {
+        fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+    }
+    assert_eq!(
+        KeyringFile::remove_interrupted_saves(&path).unwrap(),
+        [left.clone()]
+    );
+    assert!(!left.exists());
+    assert!(recent.exists(), "a save may still be writing it");
+    assert!(other.exists(), "another keyring's");
+    assert!(path.exists());
+    assert_eq!(
+        KeyringFile::remove_interrupted_saves(&dir.path().join("absent/k.toml")).unwrap(),
+        Vec::<PathBuf>::new()
+    );
+}
