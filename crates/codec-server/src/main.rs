@@ -69,7 +69,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             log.flush();
-            eprintln!("codec-server: error: {err:#}");
+            eprintln!(
+                "codec-server: error: {}",
+                payload_converter::error_text(err.as_ref())
+            );
             ExitCode::from(2)
         }
     };

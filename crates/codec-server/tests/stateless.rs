@@ -143,3 +143,23 @@ async fn two_processes_decode_each_others_payloads() {
     let decoded = payloads_of(&post(&b.url("/decode"), body_of(&all_encoded)).await);
     assert_eq!(decoded, originals);
 }
+
+#[test]
+fn check_config_says_what_is_wrong_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_codec-server"))
+        .args(["--check-config", "--config"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+}

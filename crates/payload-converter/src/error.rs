@@ -188,6 +188,23 @@ pub struct CountMismatch {
     pub actual: usize,
 }
 
+/// An error and its causes as one line, `: `-separated, for people: a
+/// cause whose text the line already holds (errors that put their source in
+/// their own message) is not repeated.
+pub fn error_text(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A [`DataConverter`](crate::DataConverter) operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -209,6 +226,26 @@ pub enum DataConverterError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_text_joins_causes_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read f: {source}")]
+        struct Repeats {
+            source: std::io::Error,
+        }
+        #[derive(Debug, thiserror::Error)]
+        #[error("loading failed")]
+        struct Terse {
+            source: Repeats,
+        }
+        let err = Terse {
+            source: Repeats {
+                source: std::io::Error::other("gone"),
+            },
+        };
+        assert_eq!(error_text(&err), "loading failed: cannot read f: gone");
+    }
 
     #[test]
     fn codec_error_names_the_payload_and_keeps_the_first_index() {

@@ -60,7 +60,8 @@ pub use converter::{
 pub use data_converter::DataConverter;
 pub use encoding::PayloadExt;
 pub use error::{
-    BoxError, CodecErrorKind, ConversionError, CountMismatch, DataConverterError, PayloadCodecError,
+    BoxError, CodecErrorKind, ConversionError, CountMismatch, DataConverterError,
+    PayloadCodecError, error_text,
 };
 pub use failure::{FailureConverter, TemporalFailure};
 pub use json_style::JsonStyle;

@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         Ok(outcome) => outcome.exit_code(),
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("payloadctl: error: {err:#}");
+            eprintln!(
+                "payloadctl: error: {}",
+                payload_converter::error_text(err.as_ref())
+            );
             ExitCode::from(2)
         }
     }

@@ -258,9 +258,14 @@ impl JwtAuth {
     fn miss(&self, keys: &KeySet, kid: &str) -> ApiError {
         let url = &self.inner.settings.jwks_url;
         match &keys.last_error {
-            Some(reason) => ApiError::AuthUnavailable(format!(
-                "cannot verify the token: the JWKS at {url} is unavailable: {reason}; retry shortly"
-            )),
+            // The reason (a connection error, an HTTP status) is in the
+            // log, where the fetch failed; the caller learns only that it
+            // is not their fault.
+            Some(_) => ApiError::AuthUnavailable(
+                "cannot verify the token now: the identity provider's signing keys (JWKS) \
+                 cannot be fetched; retry shortly (the server log has the cause)"
+                    .to_owned(),
+            ),
             None => invalid(format!(
                 "the token's key id `{}` is not in the JWKS at {url}",
                 quote_kid(kid)

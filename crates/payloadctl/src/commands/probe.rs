@@ -232,7 +232,7 @@ impl Prober {
             let response = self.client.request(request).await.map_err(|e| {
                 anyhow::anyhow!(
                     "cannot reach {url}: {}; is the server running there?",
-                    error_chain(&e)
+                    payload_converter::error_text(&e)
                 )
             })?;
             let status = response.status();
@@ -580,16 +580,4 @@ fn header_list(headers: &HeaderMap, name: &str) -> Vec<String> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// An error and its sources, `: `-separated (hyper's own message is terse).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }

@@ -1,7 +1,6 @@
 //! Fetching a JWKS and keeping its usable signature keys.
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +46,10 @@ pub(super) async fn fetch_jwks(uri: &Uri) -> Result<HashMap<String, Arc<Verifyin
         .body(Empty::new())
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let fetch = async {
-        let response = client.request(request).await.map_err(|e| error_chain(&e))?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| payload_converter::error_text(&e))?;
         let status = response.status();
         if status != StatusCode::OK {
             return Err(format!("it answered HTTP {status}"));
@@ -64,18 +66,6 @@ pub(super) async fn fetch_jwks(uri: &Uri) -> Result<HashMap<String, Arc<Verifyin
     tokio::time::timeout(FETCH_TIMEOUT, fetch)
         .await
         .map_err(|_| format!("no answer within {} s", FETCH_TIMEOUT.as_secs()))?
-}
-
-/// An error and its causes, joined: hyper's own message alone is terse.
-fn error_chain(err: &dyn StdError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The usable signature keys of a JWKS document, by key id. Keys without an
