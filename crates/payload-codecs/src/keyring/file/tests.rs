@@ -580,7 +580,7 @@ fn what_an_interrupted_save_left_is_removed_once_it_is_old() {
     }
     assert_eq!(
         KeyringFile::remove_interrupted_saves(&path).unwrap(),
-        [left.clone()]
+        std::slice::from_ref(&left)
     );
     assert!(!left.exists());
     assert!(recent.exists(), "a save may still be writing it");
