@@ -13,6 +13,8 @@
 //!   ceiling) and a Python reference server, in one run.
 //! - `conformance`: the system against the real Temporal CLI, dev server,
 //!   Web UI (in Chromium) and Python SDK.
+//! - `soak`: hostile clients against the release Codec Server, each attack
+//!   with its bound on memory and time.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -22,6 +24,7 @@ mod codegen;
 mod conformance;
 mod histories;
 mod project;
+mod soak;
 #[cfg(test)]
 mod tidy;
 mod vectors;
@@ -45,6 +48,9 @@ tasks:
   histories              re-export the real encrypted histories payloadctl tests use
   conformance            the system against the real temporal CLI, dev server,
                          Web UI (in Chromium) and Python SDK
+  soak [--binary PATH [--plain-config]]
+                         hostile clients against the release Codec Server, with
+                         bounds on memory and time (writes target/soak/latest.md)
 ";
 
 fn main() -> ExitCode {
@@ -67,6 +73,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         ["ci"] => ci::run(),
         ["histories"] => histories::generate(),
         ["conformance"] => conformance::run(),
+        ["soak", options @ ..] => soak::run(options),
         ["bench"] => bench::run(),
         ["bench-small"] => bench::bench_small(),
         // Internal: the release runner and the echo server `bench` starts.

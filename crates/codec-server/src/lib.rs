@@ -147,6 +147,11 @@ pub async fn serve_on(
         None => None,
     };
     let server = config.server.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(endpoint = %format_args!("{scheme}://{addr}"), "listening"),
+        Err(err) => tracing::warn!(%err, "listening on an address the system cannot tell"),
+    }
     let reloader = reload::spawn(state.clone(), config);
     connection::serve(listener, state, &server, tls, shutdown).await;
     reloader.abort();

@@ -124,7 +124,6 @@ fn run(args: Args) -> anyhow::Result<()> {
              Failed requests are logged; to log every request: --log info,codec_server::access=debug"
         );
     }
-    tracing::info!(%endpoint, "listening");
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(codec_server::serve(config, shutdown_signal()))?;
     tracing::info!("stopped");
