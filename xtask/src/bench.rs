@@ -131,6 +131,7 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
     let runtime = client_runtime()?;
 
     let ours = start_ours(&root, &keyring)?;
+    let before = start_before(&root, &keyring)?;
     let echo = start_echo(&root)?;
     let py_port = free_port()?;
     let python = Server::start(
@@ -142,7 +143,7 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
         &dir.join("python.log"),
     )?;
 
-    runtime.block_on(measure(&root, &ours, &echo, &python))
+    runtime.block_on(measure(&root, &ours, before.as_ref(), &echo, &python))
 }
 
 /// The load client's runtime: two threads, like the servers'.
@@ -166,10 +167,42 @@ fn bench_keyring(root: &Path) -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn start_ours(root: &Path, keyring: &Path) -> anyhow::Result<Server> {
-    let ours_port = free_port()?;
-    Server::start(
+    start_codec_server(
         "codec-server",
-        Command::new(root.join("target/release/codec-server"))
+        &root.join("target/release/codec-server"),
+        root,
+        keyring,
+    )
+}
+
+/// With `BENCH_BEFORE` set to another build of `codec-server` (the one
+/// before a change), that build too, measured in the same run.
+fn start_before(root: &Path, keyring: &Path) -> anyhow::Result<Option<Server>> {
+    match std::env::var_os("BENCH_BEFORE") {
+        Some(binary) => Ok(Some(start_codec_server(
+            "codec-server (before)",
+            Path::new(&binary),
+            root,
+            keyring,
+        )?)),
+        None => Ok(None),
+    }
+}
+
+fn start_codec_server(
+    name: &'static str,
+    binary: &Path,
+    root: &Path,
+    keyring: &Path,
+) -> anyhow::Result<Server> {
+    let ours_port = free_port()?;
+    let log = root.join(format!(
+        "target/bench/{}.log",
+        name.replace([' ', '(', ')'], "")
+    ));
+    Server::start(
+        name,
+        Command::new(binary)
             .args(["--listen", &format!("127.0.0.1:{ours_port}"), "--keyring"])
             .arg(keyring)
             .env(
@@ -181,7 +214,7 @@ fn start_ours(root: &Path, keyring: &Path) -> anyhow::Result<Server> {
                 std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".to_owned()),
             ),
         ours_port,
-        &root.join("target/bench/codec-server.log"),
+        &log,
     )
 }
 
@@ -204,13 +237,17 @@ pub(crate) fn bench_small() -> anyhow::Result<()> {
     let keyring = bench_keyring(&root)?;
     let runtime = client_runtime()?;
     let ours = start_ours(&root, &keyring)?;
+    let before = start_before(&root, &keyring)?;
     let echo = start_echo(&root)?;
     runtime.block_on(async {
         let small = encrypted_body(&ours, 1, 16).await?;
         let mut ratios = Vec::new();
+        let mut before_ratios = Vec::new();
         for round in 1..=5 {
-            let mut rps = [0.0; 2];
-            for (i, server) in [&echo, &ours].into_iter().enumerate() {
+            let mut rps = [0.0; 3];
+            let servers = [Some(&echo), Some(&ours), before.as_ref()];
+            for (i, server) in servers.into_iter().enumerate() {
+                let Some(server) = server else { continue };
                 rps[i] = Load {
                     addr: server.addr,
                     path: "/decode",
@@ -230,9 +267,22 @@ pub(crate) fn bench_small() -> anyhow::Result<()> {
                 ratio * 100.0
             );
             ratios.push(ratio);
+            if before.is_some() {
+                let ratio = rps[2] / rps[0];
+                eprintln!(
+                    "         codec-server (before) {:.0}/s, {:.1}%",
+                    rps[2],
+                    ratio * 100.0
+                );
+                before_ratios.push(ratio);
+            }
         }
         ratios.sort_by(f64::total_cmp);
         println!("median: {:.1}% of the echo", ratios[2] * 100.0);
+        if !before_ratios.is_empty() {
+            before_ratios.sort_by(f64::total_cmp);
+            println!("before: {:.1}% of the echo", before_ratios[2] * 100.0);
+        }
         anyhow::Ok(())
     })
 }
@@ -266,7 +316,13 @@ struct Row {
     stats: Stats,
 }
 
-async fn measure(root: &Path, ours: &Server, echo: &Server, python: &Server) -> anyhow::Result<()> {
+async fn measure(
+    root: &Path,
+    ours: &Server,
+    before: Option<&Server>,
+    echo: &Server,
+    python: &Server,
+) -> anyhow::Result<()> {
     let bodies = Bodies {
         small: encrypted_body(ours, 1, 16).await?,
         batch: encrypted_body(ours, 50, 1024).await?,
@@ -290,8 +346,12 @@ async fn measure(root: &Path, ours: &Server, echo: &Server, python: &Server) -> 
         ("1 x 2 MiB", &bodies.large, 4),
     ];
     let mut rows = Vec::new();
+    let servers: Vec<&Server> = [Some(echo), Some(ours), before, Some(python)]
+        .into_iter()
+        .flatten()
+        .collect();
     for (name, body, connections) in cases {
-        for server in [echo, ours, python] {
+        for server in servers.iter().copied() {
             let stats = Load {
                 addr: server.addr,
                 path: "/decode",
@@ -311,7 +371,7 @@ async fn measure(root: &Path, ours: &Server, echo: &Server, python: &Server) -> 
     }
     // What a person waits for: one connection, 1,000 small decodes in a row.
     let mut sequential = Vec::new();
-    for server in [echo, ours, python] {
+    for server in servers.iter().copied() {
         let stats = load::sequential(server.addr, "/decode", bodies.small.clone(), 1000).await?;
         eprintln!(
             "{:>16} {:>15}: {}",
@@ -324,6 +384,12 @@ async fn measure(root: &Path, ours: &Server, echo: &Server, python: &Server) -> 
     let in_process_2mib = (2.0 * 1024.0 * 1024.0) / criterion_mean(root, "2mib")?;
     // Peak RSS under the sustained loads, before the one-off 16 MiB request.
     let rss = [ours.peak_rss(), echo.peak_rss(), python.peak_rss()];
+    if let Some(before) = before {
+        eprintln!(
+            "peak RSS of codec-server (before): {:.1} MiB",
+            before.peak_rss() as f64 / 1048576.0
+        );
+    }
     // No request refused up to 16 MiB: encode one, then decode it.
     let huge = encrypted_body(ours, 1, 16 * 1024 * 1024).await?;
     let (huge_status, _) = load::once(ours.addr, "/decode", huge).await?;

@@ -58,6 +58,8 @@ struct Row {
     peak_mib: u64,
     health: String,
     passed: bool,
+    /// Passed on every count but the memory bound.
+    held_but_for_memory: bool,
 }
 
 /// The options of `cargo xtask soak`.
@@ -200,6 +202,7 @@ async fn attack_all(binary: &Path, dir: &Path, options: &Options) -> anyhow::Res
             peak_mib: 0,
             health: String::new(),
             passed: false,
+            held_but_for_memory: false,
         });
     }
     let sigterm = attacks::half_sent_at_sigterm(&mut server, &settings);
@@ -212,7 +215,12 @@ async fn attack_all(binary: &Path, dir: &Path, options: &Options) -> anyhow::Res
     let config = write_config(dir, &keyring, options.plain_config, roomy)?;
     let server = Server::start(binary, &config, &dir.join("codec-server-roomy.log"))?;
     let deadline = attacks::work_past_the_deadline(server.addr, &zlib, || server.rss());
-    rows.push(phase(&server, "work past the deadline", deadline).await);
+    let mut row = phase(&server, "work past the deadline", deadline).await;
+    // This server may hold 4 GiB: its peak is reported, not bounded.
+    row.passed |= row.held_but_for_memory;
+    row.measured
+        .push_str(" (peak not bounded: this server may hold 4 GiB)");
+    rows.push(row);
     Ok(rows)
 }
 
@@ -250,6 +258,7 @@ async fn phase(
             }
         ),
         passed: held && peak < RSS_BOUND && health.slowest < HEALTH_BOUND && health.failures == 0,
+        held_but_for_memory: held && health.slowest < HEALTH_BOUND && health.failures == 0,
     }
 }
 
@@ -266,6 +275,7 @@ async fn phase_without_probe(work: impl Future<Output = anyhow::Result<Outcome>>
         peak_mib: 0,
         health: String::new(),
         passed,
+        held_but_for_memory: passed,
     }
 }
 
@@ -281,11 +291,12 @@ fn fd_limit() -> usize {
 }
 
 fn write_keyring(dir: &Path) -> anyhow::Result<PathBuf> {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(b"soak-key-soak-key-soak-key-soak!");
     let path = dir.join("keyring.toml");
     std::fs::write(
         &path,
-        "active = \"soak\"\n[[keys]]\nid = \"soak\"\n\
-         base64 = \"c29hay1rZXktc29hay1rZXktc29hay1rZXktc29haw==\"\n",
+        format!("active = \"soak\"\n[[keys]]\nid = \"soak\"\nbase64 = \"{key}\"\n"),
     )?;
     Ok(path)
 }
