@@ -193,7 +193,8 @@ async fn attack_all(binary: &Path, dir: &Path, options: &Options) -> anyhow::Res
         .await,
     );
     rows.push(phase(&server, "HTTP/2 rapid reset", h2::rapid_reset(addr)).await);
-    rows.push(phase(&server, "HTTP/2 stream flood", h2::stream_flood(addr)).await);
+    let flood = h2::stream_flood(addr, settings.request_timeout);
+    rows.push(phase(&server, "HTTP/2 stream flood", flood).await);
     let log = server.log_text();
     if log.contains("Too many open files") {
         rows.push(Row {

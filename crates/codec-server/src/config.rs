@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use payload_codecs::CodecName;
+
 use crate::auth::{Audience, JwksUrl, JwtAlgorithms};
 
 /// The largest `server.max_body_bytes` accepted: 1 GiB.
@@ -152,18 +154,6 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// Private key, PEM.
     pub key: PathBuf,
-}
-
-/// A codec in a chain, by name.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum CodecName {
-    /// AES-256-GCM with the namespace's keyring (`binary/encrypted`).
-    Encrypt,
-    /// zstd compression (`binary/zstd`).
-    Zstd,
-    /// Go-compatible zlib compression (`binary/zlib`).
-    Zlib,
 }
 
 /// How one namespace (or the default) is served.
@@ -454,7 +444,7 @@ impl Config {
             let mut seen = Vec::new();
             for codec in &section.chain {
                 if seen.contains(codec) {
-                    return invalid(format!("[{name}] chain lists {codec:?} twice"));
+                    return invalid(format!("[{name}] chain lists `{codec}` twice"));
                 }
                 seen.push(*codec);
             }

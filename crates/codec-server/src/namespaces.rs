@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use payload_codecs::{AesGcmCodec, Keyring, KeyringError, ZlibCodec, ZstdCodec};
-use payload_converter::{CodecChain, PayloadCodec};
+use payload_codecs::{ChainBuilder, ChainError, Keyring, KeyringError};
 
 use crate::auth::{Auth, BadTokenHash, BearerTokens, JwtAuth, JwtSettings};
-use crate::config::{AuthConfig, CodecName, Config, NamespaceConfig};
+use crate::config::{AuthConfig, Config, NamespaceConfig};
 use crate::state::{NamespacePolicy, NamespaceTable};
 
 /// A namespace could not be set up.
@@ -24,6 +23,15 @@ pub enum BuildError {
         section: String,
         /// Why (boxed: keyring errors carry a path and a message).
         source: Box<KeyringError>,
+    },
+    /// The codec chain cannot be built (it encrypts without a keyring, or
+    /// names a codec twice).
+    #[error("[{section}] chain: {source}")]
+    Chain {
+        /// The config section.
+        section: String,
+        /// Why.
+        source: ChainError,
     },
     /// A bearer token hash is malformed.
     #[error("[{section}] auth: {source}")]
@@ -60,20 +68,13 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
             }
             None => None,
         };
-        let codecs: Vec<Arc<dyn PayloadCodec>> = ns
-            .chain
-            .iter()
-            .filter_map(|name| -> Option<Arc<dyn PayloadCodec>> {
-                match name {
-                    // Validation guarantees a keyring when the chain encrypts.
-                    CodecName::Encrypt => {
-                        keyring.clone().map(|k| Arc::new(AesGcmCodec::new(k)) as _)
-                    }
-                    CodecName::Zstd => Some(Arc::new(ZstdCodec::default())),
-                    CodecName::Zlib => Some(Arc::new(ZlibCodec::default())),
-                }
-            })
-            .collect();
+        // Fails closed: a chain that encrypts without a keyring is an error
+        // here too, not only in `Config::validate`.
+        let chain =
+            ChainBuilder::from_names(&ns.chain, keyring).map_err(|source| BuildError::Chain {
+                section: section.to_owned(),
+                source,
+            })?;
         let auth = match &ns.auth {
             AuthConfig::None => Auth::None,
             AuthConfig::Bearer {
@@ -108,7 +109,7 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
             })),
         };
         Ok(NamespacePolicy {
-            codec: Arc::new(CodecChain::new(codecs)),
+            codec: Arc::new(chain),
             auth,
         })
     };
@@ -125,4 +126,39 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
         }
     }
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CodecName, NamespaceConfig};
+
+    #[test]
+    fn a_chain_that_encrypts_without_a_keyring_is_refused_even_unvalidated() {
+        // Built by hand, never validated: the table must still not serve
+        // `/encode` in the clear.
+        let mut config = Config::development(PathBuf::from("unused.toml"));
+        config.default = Some(NamespaceConfig {
+            keyring: None,
+            chain: vec![CodecName::Zstd, CodecName::Encrypt],
+            auth: AuthConfig::None,
+            refuse: false,
+        });
+        let err = build_namespaces(&config).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                BuildError::Chain {
+                    source: ChainError::EncryptWithoutKeyring,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "[default] chain: the chain names `encrypt` but no keyring was given; give the \
+             keyring to encrypt with"
+        );
+    }
 }

@@ -1,11 +1,15 @@
 //! [`ChainBuilder`]: compose codecs in the order they are applied when
-//! encoding, and get a [`CodecChain`] in the SDK order.
+//! encoding, and get a [`CodecChain`] in the SDK order; [`CodecName`] and
+//! [`ChainBuilder::from_names`]: the one mapping from the names users write
+//! (the Codec Server's `chain`, `payloadctl --chain`) to codecs.
 //!
 //! A [`CodecChain`] (like every Temporal SDK's chain) lists codecs outermost
 //! first: it encodes last to first and decodes first to last. So "compress,
 //! then encrypt" is the chain `[encryption, compression]`. The builder hides
 //! that inversion: its steps read in encode order.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use payload_converter::{CodecChain, PayloadCodec};
@@ -14,6 +18,67 @@ use crate::aes_gcm::AesGcmCodec;
 use crate::keyring::Keyring;
 use crate::zlib::ZlibCodec;
 use crate::zstd::ZstdCodec;
+
+/// A codec as users name it in a chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodecName {
+    /// AES-256-GCM with a keyring (`binary/encrypted`).
+    Encrypt,
+    /// zstd compression (`binary/zstd`).
+    Zstd,
+    /// Go-compatible zlib compression (`binary/zlib`).
+    Zlib,
+}
+
+impl CodecName {
+    /// Every name, in the order help texts list them.
+    pub const ALL: [CodecName; 3] = [CodecName::Encrypt, CodecName::Zstd, CodecName::Zlib];
+
+    /// The name as users write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodecName::Encrypt => "encrypt",
+            CodecName::Zstd => "zstd",
+            CodecName::Zlib => "zlib",
+        }
+    }
+}
+
+impl fmt::Display for CodecName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a codec's.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown codec `{0}`; the codecs are encrypt, zstd and zlib")]
+pub struct UnknownCodec(String);
+
+impl FromStr for CodecName {
+    type Err = UnknownCodec;
+
+    fn from_str(text: &str) -> Result<Self, UnknownCodec> {
+        CodecName::ALL
+            .into_iter()
+            .find(|name| name.as_str() == text)
+            .ok_or_else(|| UnknownCodec(text.chars().take(32).collect()))
+    }
+}
+
+/// A chain of names that cannot be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The chain encrypts but has no keyring: it would write payloads in
+    /// the clear. Never a pass-through: an error.
+    #[error("the chain names `encrypt` but no keyring was given; give the keyring to encrypt with")]
+    EncryptWithoutKeyring,
+    /// A codec is named twice.
+    #[error("the chain names `{0}` twice; name each codec once")]
+    Repeated(CodecName),
+}
 
 /// Builds a [`CodecChain`] from steps given in the order they apply when
 /// encoding (the first step touches the original payload; the last step's
@@ -77,6 +142,32 @@ impl ChainBuilder {
         self
     }
 
+    /// The chain of `names`, **outermost first** (as the Codec Server's
+    /// `chain` and `payloadctl --chain` list them: `[encrypt, zstd]`
+    /// compresses, then encrypts), with default codec settings. A chain
+    /// that encrypts needs `keyring`: without one it is
+    /// [`ChainError::EncryptWithoutKeyring`], never a chain that skips
+    /// encryption.
+    pub fn from_names(
+        names: &[CodecName],
+        keyring: Option<Arc<Keyring>>,
+    ) -> Result<CodecChain, ChainError> {
+        let mut builder = ChainBuilder::new();
+        for (at, name) in names.iter().enumerate().rev() {
+            if names[..at].contains(name) {
+                return Err(ChainError::Repeated(*name));
+            }
+            builder = match name {
+                CodecName::Encrypt => {
+                    builder.encrypt(keyring.clone().ok_or(ChainError::EncryptWithoutKeyring)?)
+                }
+                CodecName::Zstd => builder.compress_zstd(ZstdCodec::new()),
+                CodecName::Zlib => builder.compress_zlib(ZlibCodec::new()),
+            };
+        }
+        Ok(builder.build())
+    }
+
     /// The chain, outermost (last step) first.
     pub fn build(self) -> CodecChain {
         let mut codecs = self.steps;
@@ -100,6 +191,44 @@ mod tests {
 
     fn compressible() -> Payload {
         Payload::with_encoding("json/plain", "abc".repeat(2000).into_bytes())
+    }
+
+    #[test]
+    fn names_build_the_chain_outermost_first() {
+        let names = [CodecName::Encrypt, CodecName::Zstd];
+        let chain = ChainBuilder::from_names(&names, Some(keyring_ab("a"))).unwrap();
+        assert_eq!(chain.name(), "aes-256-gcm > zstd");
+        let out = encode(&chain, vec![compressible()]);
+        assert_eq!(out[0].encoding(), Some(ENCODING_ENCRYPTED));
+        assert_eq!(decode(&chain, out).unwrap(), [compressible()]);
+        let parsed: Vec<CodecName> = ["encrypt", "zstd", "zlib"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(parsed, CodecName::ALL);
+        assert_eq!(
+            "gzip".parse::<CodecName>().unwrap_err().to_string(),
+            "unknown codec `gzip`; the codecs are encrypt, zstd and zlib"
+        );
+    }
+
+    #[test]
+    fn a_chain_that_encrypts_without_a_keyring_is_an_error() {
+        for names in [
+            &[CodecName::Encrypt][..],
+            &[CodecName::Zstd, CodecName::Encrypt],
+        ] {
+            assert_eq!(
+                ChainBuilder::from_names(names, None).unwrap_err(),
+                ChainError::EncryptWithoutKeyring
+            );
+        }
+        assert_eq!(
+            ChainBuilder::from_names(&[CodecName::Zstd, CodecName::Zstd], None).unwrap_err(),
+            ChainError::Repeated(CodecName::Zstd)
+        );
+        let plain = ChainBuilder::from_names(&[CodecName::Zlib], None).unwrap();
+        assert_eq!(plain.name(), "zlib");
     }
 
     #[test]

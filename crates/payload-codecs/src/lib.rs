@@ -67,7 +67,7 @@ mod test_support;
 pub use crate::zlib::{DEFAULT_ZLIB_LEVEL, ENCODING_ZLIB, ZlibCodec};
 pub use crate::zstd::{DEFAULT_ZSTD_LEVEL, DEFAULT_ZSTD_MIN_SIZE, ENCODING_ZSTD, ZstdCodec};
 pub use aes_gcm::{AesGcmCodec, ENCODING_ENCRYPTED, METADATA_ENCRYPTION_KEY_ID};
-pub use chain::ChainBuilder;
+pub use chain::{ChainBuilder, ChainError, CodecName, UnknownCodec};
 pub use compressed::DEFAULT_MAX_DECODED_SIZE;
 pub use error::{CodecError, KeyIdError, KeyringError, KeyringErrorKind};
 pub use keyring::{

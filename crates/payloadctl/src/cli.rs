@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use payload_codecs::CodecName;
 
 use crate::commands::decode::DecodeArgs;
 use crate::commands::decode_history::DecodeHistoryArgs;
@@ -99,15 +100,17 @@ pub(crate) struct RemoteArgs {
     pub(crate) auth: Option<String>,
 }
 
-/// A codec in a chain, named as in the Codec Server's configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum CodecName {
-    /// AES-256-GCM with the keyring's active key (`binary/encrypted`).
-    Encrypt,
-    /// zstd compression (`binary/zstd`).
-    Zstd,
-    /// Go-compatible zlib compression (`binary/zlib`).
-    Zlib,
+/// The `--chain` values: payload-codecs' [`CodecName`]s, with their help.
+pub(crate) fn codec_names() -> impl clap::builder::TypedValueParser<Value = CodecName> {
+    let values = CodecName::ALL.map(|name| {
+        clap::builder::PossibleValue::new(name.as_str()).help(match name {
+            CodecName::Encrypt => "AES-256-GCM with the keyring's active key (`binary/encrypted`)",
+            CodecName::Zstd => "zstd compression (`binary/zstd`)",
+            CodecName::Zlib => "Go-compatible zlib compression (`binary/zlib`)",
+        })
+    });
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(values).try_map(|name| name.parse::<CodecName>())
 }
 
 /// How results are printed.

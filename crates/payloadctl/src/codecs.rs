@@ -16,13 +16,13 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow, bail};
 use codec_server::{RemoteCodecError, RemotePayloadCodec};
 use payload_codecs::{
-    AesGcmCodec, ENCODING_ENCRYPTED, ENCODING_ZLIB, ENCODING_ZSTD, Keyring,
-    METADATA_ENCRYPTION_KEY_ID, ZlibCodec, ZstdCodec,
+    AesGcmCodec, ChainBuilder, CodecName, ENCODING_ENCRYPTED, ENCODING_ZLIB, ENCODING_ZSTD,
+    Keyring, METADATA_ENCRYPTION_KEY_ID, ZlibCodec, ZstdCodec,
 };
 use payload_converter::{CodecChain, CodecErrorKind, PayloadCodec, PayloadExt as _};
 use payload_proto::temporal::api::common::v1::Payload;
 
-use crate::cli::{CodecName, KeyringArgs, RemoteArgs};
+use crate::cli::{KeyringArgs, RemoteArgs};
 
 /// Most layers undone on one payload (a guard against a payload that
 /// decodes into another encoded payload forever).
@@ -50,15 +50,12 @@ pub(crate) fn encode_chain(
     names: &[CodecName],
     keyring: &KeyringArgs,
 ) -> anyhow::Result<CodecChain> {
-    let mut codecs: Vec<Arc<dyn PayloadCodec>> = Vec::new();
-    for name in names {
-        codecs.push(match name {
-            CodecName::Encrypt => Arc::new(AesGcmCodec::new(load_keyring(keyring.required()?)?)),
-            CodecName::Zstd => Arc::new(ZstdCodec::new()),
-            CodecName::Zlib => Arc::new(ZlibCodec::new()),
-        });
-    }
-    Ok(CodecChain::new(codecs))
+    let keyring = if names.contains(&CodecName::Encrypt) {
+        Some(load_keyring(keyring.required()?)?)
+    } else {
+        None
+    };
+    Ok(ChainBuilder::from_names(names, keyring)?)
 }
 
 /// One layer of an encoded payload, e.g. `binary/encrypted(key=k1)`.

@@ -70,28 +70,38 @@ pub(crate) async fn many_large(addr: SocketAddr, chunked: bool) -> anyhow::Resul
     for _ in 0..64 {
         let body = body.clone();
         calls.spawn(async move {
-            let mut tcp = TcpStream::connect(addr).await?;
-            let headers = [
-                ("content-type", "application/json"),
-                ("x-namespace", "soak"),
-            ];
-            if chunked {
-                let mut text = head("POST", "/decode", &headers, None);
-                text.insert_str(text.len() - 2, "transfer-encoding: chunked\r\n");
-                tcp.write_all(text.as_bytes()).await?;
-                for piece in body.chunks(64 * 1024) {
-                    tcp.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
-                        .await?;
-                    tcp.write_all(piece).await?;
-                    tcp.write_all(b"\r\n").await?;
+            let tcp = TcpStream::connect(addr).await?;
+            let (mut reader, mut writer) = tcp.into_split();
+            // The answer is read while the body is still being written: a
+            // server that cuts a body short answers before it has all of it.
+            let send = async move {
+                let headers = [
+                    ("content-type", "application/json"),
+                    ("x-namespace", "soak"),
+                ];
+                if chunked {
+                    let mut text = head("POST", "/decode", &headers, None);
+                    text.insert_str(text.len() - 2, "transfer-encoding: chunked\r\n");
+                    writer.write_all(text.as_bytes()).await?;
+                    for piece in body.chunks(64 * 1024) {
+                        writer
+                            .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                            .await?;
+                        writer.write_all(piece).await?;
+                        writer.write_all(b"\r\n").await?;
+                    }
+                    writer.write_all(b"0\r\n\r\n").await?;
+                } else {
+                    let text = head("POST", "/decode", &headers, Some(body.len()));
+                    writer.write_all(text.as_bytes()).await?;
+                    writer.write_all(&body).await?;
                 }
-                tcp.write_all(b"0\r\n\r\n").await?;
-            } else {
-                tcp.write_all(head("POST", "/decode", &headers, Some(body.len())).as_bytes())
-                    .await?;
-                tcp.write_all(&body).await?;
-            }
-            anyhow::Ok(read_answer(&mut tcp).await?.status)
+                anyhow::Ok(writer)
+            };
+            let send = tokio::spawn(send);
+            let answer = read_answer(&mut reader).await;
+            send.abort();
+            anyhow::Ok(answer?.status)
         });
     }
     let mut statuses = Vec::new();

@@ -39,7 +39,9 @@ pub(crate) struct Answer {
 }
 
 /// Reads one answer (with a `content-length`) from `tcp`.
-pub(crate) async fn read_answer(tcp: &mut TcpStream) -> anyhow::Result<Answer> {
+pub(crate) async fn read_answer(
+    tcp: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> anyhow::Result<Answer> {
     let mut seen = Vec::new();
     let mut buf = vec![0_u8; 64 * 1024];
     loop {

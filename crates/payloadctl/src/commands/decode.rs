@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use crate::cli::{CodecName, KeyringArgs, RemoteArgs};
+use payload_codecs::CodecName;
+
+use crate::cli::{KeyringArgs, RemoteArgs, codec_names};
 use crate::codecs::Decoder;
 use crate::commands::{Outcome, runtime};
 use crate::{batches, input, output, payloads};
@@ -30,7 +32,7 @@ pub(crate) struct DecodeArgs {
     #[arg(value_name = "FILE")]
     file: Option<PathBuf>,
     /// Only undo these codecs (default: all that payloadctl knows).
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_parser = codec_names(), value_delimiter = ',')]
     chain: Vec<CodecName>,
     /// Add each readable payload's value beside it, as "value" (for reading:
     /// strict proto3 JSON parsers refuse the extra field).

@@ -8,7 +8,9 @@ use clap::Args;
 use payload_converter::{CompositeConverter, PayloadCodec, PayloadConverter as _, Value};
 use payload_proto::temporal::api::common::v1::Payload;
 
-use crate::cli::{CodecName, KeyringArgs, RemoteArgs};
+use payload_codecs::CodecName;
+
+use crate::cli::{KeyringArgs, RemoteArgs, codec_names};
 use crate::commands::{Outcome, runtime};
 use crate::{codecs, input, output, payloads};
 
@@ -33,7 +35,7 @@ pub(crate) struct EncodeArgs {
     value: Vec<String>,
     /// The codec chain, outermost layer first: `encrypt,zstd` compresses,
     /// then encrypts.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "encrypt")]
+    #[arg(long, value_parser = codec_names(), value_delimiter = ',', default_value = "encrypt")]
     chain: Vec<CodecName>,
     #[command(flatten)]
     keyring: KeyringArgs,
