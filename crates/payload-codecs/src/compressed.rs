@@ -29,8 +29,8 @@ pub(crate) trait Compression {
     fn max_decoded_size(&self) -> usize;
     /// Compresses `input`.
     fn compress(&self, input: &[u8]) -> std::io::Result<Vec<u8>>;
-    /// Decompresses `data`, reading at most `limit` + 1 bytes of output,
-    /// each buffer charged to `budget` before it is allocated.
+    /// Decompresses `data` with [`read_bounded`]: at most `limit` bytes of
+    /// output, each buffer charged to `budget` before it is allocated.
     fn decompress(&self, data: &[u8], limit: usize, budget: &Budget)
     -> Result<Vec<u8>, CodecError>;
 }
@@ -79,78 +79,202 @@ fn decompress_one<C: Compression>(
 ) -> Result<Payload, CodecError> {
     let limit = codec.max_decoded_size();
     let inner = codec.decompress(&payload.data, limit, budget)?;
-    if inner.len() > limit {
-        return Err(CodecError::TooLarge {
-            encoding: C::ENCODING,
-            limit,
-        });
-    }
     Payload::decode(Bytes::from(inner)).map_err(|source| CodecError::InvalidInnerPayload {
         encoding: C::ENCODING,
         source,
     })
 }
 
-/// Bytes read at a time once the output buffer is full, on the stack: a
-/// stream that has ended costs no growth of the buffer.
-const PROBE: usize = 8 * 1024;
-/// The most one growth of the output buffer adds (and charges) at once.
-const MAX_GROWTH: usize = 8 * 1024 * 1024;
+/// Unknown-size output is read in one pass up to this size; beyond it, the
+/// rest is counted first and the stream decoded again into a buffer of the
+/// exact size, so that a large payload never exists twice while its buffer
+/// grows (a reallocation copies the old buffer into the new one).
+const ONE_PASS: usize = 1024 * 1024;
+/// Bytes read at a time when counting or probing, on the stack.
+const SCRATCH: usize = 16 * 1024;
+/// Counted bytes are charged to the budget this many at a time.
+const CHARGE_STEP: usize = 1024 * 1024;
 
-/// Reads all of `reader` but at most `limit` + 1 bytes (so a result longer
-/// than `limit` means "too large").
-///
-/// `hint` bytes (a size the format declares; the caller bounds it by
-/// `limit`) are reserved first. Past that the buffer grows only when the
-/// reader has more to give, by as much as it holds (at most
-/// [`MAX_GROWTH`]), and every growth is charged to `budget` before it is
-/// allocated: a decompression bomb is refused by the budget, not by the
-/// allocator.
-pub(crate) fn read_bounded(
-    mut reader: impl Read,
-    limit: usize,
-    hint: usize,
-    encoding: &'static str,
-    budget: &Budget,
-) -> Result<Vec<u8>, CodecError> {
-    let max = limit.saturating_add(1);
-    let mut out = Vec::new();
-    let first = hint.min(max);
-    if first > 0 {
-        budget.charge(first)?;
-        out.resize(first, 0);
+/// How large a decompressed output is, as far as the format says.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Size {
+    /// The format declares it (a zstd frame's content size): trusted only
+    /// up to the limit, and checked while reading.
+    Declared(usize),
+    /// Unknown; a first buffer of this size is a good guess.
+    Guess(usize),
+}
+
+/// The bounds of one decompression.
+pub(crate) struct Bounds<'a> {
+    /// The largest output accepted.
+    pub(crate) limit: usize,
+    /// The encoding, for errors.
+    pub(crate) encoding: &'static str,
+    /// What every buffer is charged to before it is allocated.
+    pub(crate) budget: &'a Budget,
+}
+
+impl Bounds<'_> {
+    fn corrupt(&self, source: std::io::Error) -> CodecError {
+        CodecError::Corrupt {
+            encoding: self.encoding,
+            source,
+        }
     }
-    let mut len = 0;
-    let mut probe = [0_u8; PROBE];
-    loop {
-        if len < out.len() {
-            match reader.read(&mut out[len..]) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(CodecError::Corrupt { encoding, source }),
+
+    fn too_large(&self) -> CodecError {
+        CodecError::TooLarge {
+            encoding: self.encoding,
+            limit: self.limit,
+        }
+    }
+}
+
+/// Reads all of `reader`: at most `bounds.limit` bytes (more is
+/// [`CodecError::TooLarge`]), every buffer charged to the budget before it
+/// is allocated, so a decompression bomb is refused by the budget or the
+/// limit, not by the allocator.
+///
+/// A declared size is allocated at once and checked. An unknown size is
+/// read into a growing buffer up to [`ONE_PASS`]; a longer output is counted
+/// to its end (charging as it goes) and then decoded again, from
+/// `reopen`, into a buffer of exactly its size.
+pub(crate) fn read_bounded<R: Read, R2: Read>(
+    mut reader: R,
+    reopen: impl FnOnce() -> std::io::Result<R2>,
+    size: Size,
+    bounds: &Bounds<'_>,
+) -> Result<Vec<u8>, CodecError> {
+    let guess = match size {
+        Size::Declared(declared) => {
+            if declared > bounds.limit {
+                return Err(bounds.too_large());
             }
-            continue;
+            bounds.budget.charge(declared)?;
+            let mut out = vec![0_u8; declared];
+            fill(&mut reader, &mut out, bounds)?;
+            ensure_ended(&mut reader, bounds)?;
+            return Ok(out);
         }
-        if len >= max {
-            break;
-        }
-        let read = match reader.read(&mut probe) {
+        Size::Guess(guess) => guess,
+    };
+    let mut out = Vec::new();
+    let head = ONE_PASS.min(bounds.limit.saturating_add(1));
+    let (ended, mut charged) = read_growing(&mut reader, &mut out, guess.min(head), head, bounds)?;
+    if ended {
+        return if out.len() > bounds.limit {
+            Err(bounds.too_large())
+        } else {
+            Ok(out)
+        };
+    }
+    // Longer than one pass: count the rest, then decode again.
+    let mut scratch = [0_u8; SCRATCH];
+    let mut total = out.len();
+    loop {
+        let n = match reader.read(&mut scratch) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(CodecError::Corrupt { encoding, source }),
+            Err(e) => return Err(bounds.corrupt(e)),
         };
-        let take = read.min(max - len);
-        let grow = len.clamp(PROBE, MAX_GROWTH).max(take).min(max - len);
-        budget.charge(grow)?;
-        out.reserve_exact(grow);
-        out.resize(len + grow, 0);
-        out[len..len + take].copy_from_slice(&probe[..take]);
-        len += take;
+        total += n;
+        if total > bounds.limit {
+            return Err(bounds.too_large());
+        }
+        while total > charged {
+            let step = CHARGE_STEP.min(bounds.limit - charged);
+            bounds.budget.charge(step)?;
+            charged += step;
+        }
     }
-    out.truncate(len);
+    if total > bounds.limit {
+        return Err(bounds.too_large());
+    }
+    let done = out.len();
+    out.reserve_exact(total - done);
+    out.resize(total, 0);
+    let mut again = reopen().map_err(|e| bounds.corrupt(e))?;
+    // The first bytes are the ones already read: skip them.
+    let mut skipped = 0;
+    while skipped < done {
+        let want = (done - skipped).min(SCRATCH);
+        fill(&mut again, &mut scratch[..want], bounds)?;
+        skipped += want;
+    }
+    fill(&mut again, &mut out[done..], bounds)?;
+    ensure_ended(&mut again, bounds)?;
     Ok(out)
+}
+
+/// Reads into `out` (empty) while it grows by doubling, from `first` bytes
+/// up to `most`, each growth charged first; whether the stream ended, and
+/// the bytes charged.
+fn read_growing(
+    reader: &mut impl Read,
+    out: &mut Vec<u8>,
+    first: usize,
+    most: usize,
+    bounds: &Bounds<'_>,
+) -> Result<(bool, usize), CodecError> {
+    let mut len = 0;
+    let mut room = first.clamp(64.min(most), most);
+    bounds.budget.charge(room)?;
+    out.reserve_exact(room);
+    out.resize(room, 0);
+    loop {
+        if len == out.len() {
+            if len >= most {
+                out.truncate(len);
+                return Ok((false, room));
+            }
+            let grow = len.min(most - len).max(1);
+            bounds.budget.charge(grow)?;
+            room += grow;
+            out.reserve_exact(grow);
+            out.resize(room, 0);
+        }
+        match reader.read(&mut out[len..]) {
+            Ok(0) => {
+                out.truncate(len);
+                return Ok((true, room));
+            }
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bounds.corrupt(e)),
+        }
+    }
+}
+
+/// Fills `out` from `reader`; a stream that ends first is corrupt.
+fn fill(reader: &mut impl Read, out: &mut [u8], bounds: &Bounds<'_>) -> Result<(), CodecError> {
+    reader.read_exact(out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            bounds.corrupt(std::io::Error::other(
+                "the data ends before the size its frame declares",
+            ))
+        } else {
+            bounds.corrupt(e)
+        }
+    })
+}
+
+/// Checks that `reader` has nothing more to give.
+fn ensure_ended(reader: &mut impl Read, bounds: &Bounds<'_>) -> Result<(), CodecError> {
+    let mut probe = [0_u8; 1];
+    loop {
+        match reader.read(&mut probe) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {
+                return Err(bounds.corrupt(std::io::Error::other(
+                    "the data goes on past the size its frame declares",
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bounds.corrupt(e)),
+        }
+    }
 }
 
 /// Encodes a batch.
@@ -349,6 +473,25 @@ mod tests {
         assert_eq!(out, std::slice::from_ref(&plain));
         // The frame declares its size: one buffer of exactly that size.
         assert_eq!(budget.used(), plain.encoded_len());
+    }
+
+    #[test]
+    fn a_long_output_of_unknown_size_is_decoded_into_one_buffer_of_its_size() {
+        // zlib declares no size: 3 MiB is counted, then decoded again into a
+        // buffer of exactly its size (no growing copy of a large buffer).
+        let data: Vec<u8> = (0..3 * MIB).map(|i| (i % 251) as u8).collect();
+        let plain = Payload::with_encoding("binary/plain", data);
+        let compressed = encode(&ZlibCodec::new(), vec![plain.clone()]);
+        assert_eq!(compressed[0].encoding(), Some(ENCODING_ZLIB));
+        let budget = Budget::new(64 * MIB);
+        let out = decode_within(&ZlibCodec::new(), compressed, &budget).unwrap();
+        assert_eq!(out, std::slice::from_ref(&plain));
+        let size = plain.encoded_len();
+        assert!(
+            budget.used() >= size && budget.used() <= size + 2 * MIB,
+            "charged {} for {size}",
+            budget.used()
+        );
     }
 
     proptest! {

@@ -14,7 +14,7 @@ use flate2::write::ZlibEncoder;
 use payload_converter::{BoxFuture, Budget, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 
-use crate::compressed::{self, Compression, DEFAULT_MAX_DECODED_SIZE, read_bounded};
+use crate::compressed::{self, Bounds, Compression, DEFAULT_MAX_DECODED_SIZE, Size, read_bounded};
 use crate::error::CodecError;
 
 /// The encoding of zlib-compressed payloads (the Go SDK's `binary/zlib`).
@@ -104,13 +104,15 @@ impl Compression for ZlibCodec {
         limit: usize,
         budget: &Budget,
     ) -> Result<Vec<u8>, CodecError> {
-        let capacity = data.len().saturating_mul(4);
         read_bounded(
             ZlibDecoder::new(data),
-            limit,
-            capacity,
-            ENCODING_ZLIB,
-            budget,
+            || Ok(ZlibDecoder::new(data)),
+            Size::Guess(data.len().saturating_mul(4)),
+            &Bounds {
+                limit,
+                encoding: ENCODING_ZLIB,
+                budget,
+            },
         )
     }
 }

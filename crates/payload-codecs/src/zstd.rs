@@ -20,7 +20,7 @@ use ::zstd::zstd_safe::{CParameter, DCtx, DParameter, ResetDirective};
 use payload_converter::{BoxFuture, Budget, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 
-use crate::compressed::{self, Compression, DEFAULT_MAX_DECODED_SIZE, read_bounded};
+use crate::compressed::{self, Bounds, Compression, DEFAULT_MAX_DECODED_SIZE, Size, read_bounded};
 use crate::error::CodecError;
 
 /// The encoding of zstd-compressed payloads.
@@ -140,19 +140,24 @@ impl Compression for ZstdCodec {
             encoding: ENCODING_ZSTD,
             source,
         };
-        // The declared size is only a hint (an attacker chooses it), used to
-        // reserve memory up to the limit and to refuse early.
-        let declared = ::zstd::zstd_safe::get_frame_content_size(data)
-            .ok()
-            .flatten()
-            .and_then(|n| usize::try_from(n).ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(CodecError::TooLarge {
-                encoding: ENCODING_ZSTD,
-                limit,
-            });
-        }
-        let capacity = declared.unwrap_or(0);
+        // A declared size (an attacker chooses it) is refused above the
+        // limit, else allocated at once and checked while reading.
+        let size = match ::zstd::zstd_safe::get_frame_content_size(data) {
+            Ok(Some(n)) => Size::Declared(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => Size::Guess(data.len().saturating_mul(4)),
+        };
+        let bounds = Bounds {
+            limit,
+            encoding: ENCODING_ZSTD,
+            budget,
+        };
+        // A second pass (for long outputs of unknown size) gets a decoder of
+        // its own.
+        let reopen = || {
+            let mut decoder = Decoder::with_buffer(data)?;
+            decoder.window_log_max(window_log_max(limit))?;
+            Ok(decoder)
+        };
         DECOMPRESSOR.with(|cell| {
             let mut slot = cell.try_borrow_mut();
             let context = match slot.as_deref_mut() {
@@ -171,16 +176,10 @@ impl Compression for ZstdCodec {
                         })
                         .map_err(|code| corrupt(zstd_error(code)))?;
                     let decoder = Decoder::with_context(data, context);
-                    read_bounded(decoder, limit, capacity, ENCODING_ZSTD, budget)
+                    read_bounded(decoder, reopen, size, &bounds)
                 }
                 // No context to reuse: a decoder of its own.
-                None => {
-                    let mut decoder = Decoder::with_buffer(data).map_err(corrupt)?;
-                    decoder
-                        .window_log_max(window_log_max(limit))
-                        .map_err(corrupt)?;
-                    read_bounded(decoder, limit, capacity, ENCODING_ZSTD, budget)
-                }
+                None => read_bounded(reopen().map_err(corrupt)?, reopen, size, &bounds),
             }
         })
     }
