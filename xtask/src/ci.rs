@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: the one command CI runs (`.ci/run` and GitHub Actions).
 //!
 //! Order: cheap checks first, so a formatting slip fails in seconds; the
-//! conformance run against the real Temporal tools comes last.
+//! conformance run against the real Temporal tools and the soak of the
+//! release binary come last.
 
 use std::process::Command;
 
@@ -27,10 +28,18 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     project::run(&mut cargo_cmd(&["test", "--workspace", "--locked"]))?;
+    // Every public item's docs build, links resolve.
+    project::run(
+        cargo_cmd(&["doc", "--no-deps", "--workspace", "--locked"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
     // The real Python stack decodes what our codecs write.
     crate::vectors::check_rust()?;
-    // Last: the real Temporal CLI, dev server, Web UI and Python SDK.
+    // The real Temporal CLI, dev server, Web UI and Python SDK.
     crate::conformance::run()?;
+    // Last (it builds the release binary): hostile clients, with bounds on
+    // memory and time.
+    crate::soak::run(&[])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

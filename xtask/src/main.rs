@@ -8,7 +8,8 @@
 //! - `vectors [--check-rust]`: regenerate the golden vectors with the real
 //!   Python SDK in a local venv (`target/vectors-venv`); with
 //!   `--check-rust`, make Python decode what our codecs wrote.
-//! - `ci`: everything CI runs: fmt, clippy, codegen check, tests.
+//! - `ci`: everything CI runs: fmt, codegen check, clippy, tests, docs,
+//!   the Python check of our vectors, conformance, soak.
 //! - `bench`: the Codec Server against an echo server (the transport
 //!   ceiling) and a Python reference server, in one run.
 //! - `conformance`: the system against the real Temporal CLI, dev server,
@@ -40,7 +41,8 @@ tasks:
   codegen [--check]      regenerate the prost types from proto/ (--check: fail if stale)
   vectors [--check-rust] regenerate golden vectors with the real Python SDK
                          (--check-rust: have Python decode what our codecs wrote)
-  ci                     fmt, clippy, codegen --check and the whole test suite
+  ci                     fmt, codegen --check, clippy, the whole test suite, docs,
+                         conformance and soak
   bench                  the Codec Server against an echo server and the Python
                          reference, in one run (writes target/bench/latest.md)
   bench-small            quick check while working: small /decode against the

@@ -1,6 +1,9 @@
-//! Tidy: tests over the whole source tree for the rules in STYLE.md that no
-//! compiler checks. Run with `cargo test -p xtask` (part of `cargo xtask ci`).
+//! Tidy: tests over the whole source tree for the rules in STYLE.md and the
+//! invariants of docs/architecture.md that no compiler checks. Run with
+//! `cargo test -p xtask` (part of `cargo xtask ci`). Manifests, the lock
+//! file and `cargo metadata` are read with real TOML and JSON parsers.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -52,19 +55,27 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// The workspace members, from the root manifest.
+/// A TOML file, parsed.
+fn toml_file(path: &Path) -> toml::Table {
+    read(path)
+        .parse()
+        .unwrap_or_else(|e| panic!("{} is not valid TOML: {e}", path.display()))
+}
+
+/// The workspace members (their folders), from the root manifest.
 fn members() -> Vec<String> {
-    let manifest = read(&project::root().join("Cargo.toml"));
-    let start = manifest
-        .find("members = [")
-        .expect("root Cargo.toml lists members");
-    let end = start + manifest[start..].find(']').expect("members list is closed");
-    manifest[start..end]
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
+    let manifest = toml_file(&project::root().join("Cargo.toml"));
+    manifest["workspace"]["members"]
+        .as_array()
+        .expect("the root Cargo.toml lists workspace.members")
+        .iter()
+        .filter_map(|m| m.as_str().map(str::to_owned))
         .collect()
+}
+
+/// A member's crate name: its folder's name (STYLE.md).
+fn crate_name(member: &str) -> String {
+    member.rsplit('/').next().unwrap_or(member).to_owned()
 }
 
 /// Library sources: everything under a member's `src/` except binaries.
@@ -138,41 +149,56 @@ fn no_debug_leftovers_or_printing_in_libraries() {
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
+/// Every dependency table of a manifest (plain and per target), by name.
+fn dependency_tables(manifest: &toml::Table) -> Vec<(String, &toml::Table)> {
+    let kinds = ["dependencies", "dev-dependencies", "build-dependencies"];
+    let mut out: Vec<(String, &toml::Table)> = kinds
+        .iter()
+        .filter_map(|k| Some(((*k).to_owned(), manifest.get(*k)?.as_table()?)))
+        .collect();
+    if let Some(targets) = manifest.get("target").and_then(toml::Value::as_table) {
+        for (target, table) in targets {
+            for kind in kinds {
+                if let Some(deps) = table.get(kind).and_then(toml::Value::as_table) {
+                    out.push((format!("target.{target}.{kind}"), deps));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn member_manifests_use_workspace_versions_and_lints() {
     let mut bad = Vec::new();
     for member in members() {
-        let path = project::root().join(&member).join("Cargo.toml");
-        let text = read(&path);
-        if !text.contains("[lints]\nworkspace = true") {
+        let manifest = toml_file(&project::root().join(&member).join("Cargo.toml"));
+        let lints = manifest
+            .get("lints")
+            .and_then(|l| l.get("workspace"))
+            .and_then(toml::Value::as_bool);
+        if lints != Some(true) {
             bad.push(format!("{member}: missing `[lints] workspace = true`"));
         }
-        let mut section = String::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.starts_with('[') {
-                section = line.to_owned();
-                continue;
-            }
-            let is_dep_section = section.contains("dependencies");
-            if is_dep_section
-                && !line.is_empty()
-                && !line.starts_with('#')
-                && !line.contains("workspace = true")
-            {
-                bad.push(format!(
-                    "{member}: `{line}` in {section}: use `name.workspace = true`"
-                ));
+        for (section, deps) in dependency_tables(&manifest) {
+            for (name, spec) in deps {
+                let inherited = spec.get("workspace").and_then(toml::Value::as_bool) == Some(true);
+                if !inherited {
+                    bad.push(format!(
+                        "{member}: `{name}` in [{section}]: use `{name}.workspace = true`"
+                    ));
+                }
             }
         }
         // Packages with a binary may use anyhow in `main.rs`; their library
         // sources are held to the no-anyhow rule by the source check above.
         let has_binary = project::root().join(&member).join("src/main.rs").exists();
-        if !has_binary {
-            let deps = text.split("[dev-dependencies]").next().unwrap_or_default();
-            if deps.contains("anyhow") {
-                bad.push(format!("{member}: libraries use typed errors, not anyhow"));
-            }
+        let uses_anyhow = manifest
+            .get("dependencies")
+            .and_then(|d| d.get("anyhow"))
+            .is_some();
+        if !has_binary && uses_anyhow {
+            bad.push(format!("{member}: libraries use typed errors, not anyhow"));
         }
     }
     assert!(bad.is_empty(), "{bad:#?}");
@@ -184,7 +210,7 @@ fn architecture_doc_maps_every_crate() {
     let missing: Vec<String> = members()
         .into_iter()
         .filter_map(|m| {
-            let name = m.rsplit('/').next().unwrap_or(&m).to_owned();
+            let name = crate_name(&m);
             (!doc.contains(&format!("### `{name}`"))).then_some(name)
         })
         .collect();
@@ -249,24 +275,23 @@ fn markdown_link_finder_sees_links_and_skips_code() {
 
 /// Each package's dependencies (normal, build and dev, any feature) as
 /// `Cargo.lock` records them, by name.
-fn lockfile_graph() -> std::collections::BTreeMap<String, Vec<String>> {
-    let lock = read(&project::root().join("Cargo.lock"));
-    let mut graph = std::collections::BTreeMap::<String, Vec<String>>::new();
-    for package in lock.split("[[package]]").skip(1) {
-        let Some(name) = package
-            .lines()
-            .find_map(|l| l.strip_prefix("name = \""))
-            .and_then(|l| l.strip_suffix('"'))
-        else {
+fn lockfile_graph() -> BTreeMap<String, Vec<String>> {
+    let lock = toml_file(&project::root().join("Cargo.lock"));
+    let mut graph = BTreeMap::<String, Vec<String>>::new();
+    for package in lock["package"]
+        .as_array()
+        .expect("Cargo.lock lists packages")
+    {
+        let Some(name) = package.get("name").and_then(toml::Value::as_str) else {
             continue;
         };
         let deps = package
-            .split_once("dependencies = [")
-            .map(|(_, rest)| rest.split(']').next().unwrap_or_default())
-            .unwrap_or_default()
-            .split('"')
-            .skip(1)
-            .step_by(2)
+            .get("dependencies")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(toml::Value::as_str)
+            // "name" or "name version" when several versions are locked.
             .filter_map(|dep| dep.split(' ').next())
             .map(str::to_owned);
         graph.entry(name.to_owned()).or_default().extend(deps);
@@ -289,7 +314,7 @@ fn sdk_stays_out_of_the_other_crates() {
     };
     let mut bad = Vec::new();
     for member in members() {
-        let name = member.rsplit('/').next().unwrap_or(&member).to_owned();
+        let name = crate_name(&member);
         if name == "temporal-sdk-codec" {
             continue;
         }
@@ -309,4 +334,142 @@ fn sdk_stays_out_of_the_other_crates() {
         );
     }
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Our crates' dependencies on each other (normal and build, not dev), as
+/// `cargo metadata` reports them.
+fn crate_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(project::root())
+        .output()
+        .expect("running cargo metadata");
+    assert!(output.status.success(), "cargo metadata failed");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+    let ours: BTreeSet<String> = packages
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    packages
+        .iter()
+        .filter_map(|package| {
+            let name = package["name"].as_str()?.to_owned();
+            let deps = package["dependencies"]
+                .as_array()?
+                .iter()
+                .filter(|d| d["kind"].is_null() || d["kind"] == "build")
+                .filter_map(|d| d["name"].as_str())
+                .filter(|d| ours.contains(*d))
+                .map(str::to_owned)
+                .collect();
+            Some((name, deps))
+        })
+        .collect()
+}
+
+/// The table of docs/architecture.md under `## Crate dependencies`:
+/// crate → the crates it depends on.
+fn documented_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let doc = read(&project::root().join("docs/architecture.md"));
+    let section = doc
+        .split("## Crate dependencies")
+        .nth(1)
+        .expect("docs/architecture.md has a `## Crate dependencies` section");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').collect();
+            let name = ticked(cells.get(1)?).into_iter().next()?;
+            Some((name, ticked(cells.get(2)?).into_iter().collect()))
+        })
+        .collect()
+}
+
+/// The crate graph is what docs/architecture.md says it is, so every
+/// dependency between our crates (and so its direction) is a documented
+/// decision.
+#[test]
+fn crate_dependencies_match_the_architecture_doc() {
+    let actual = crate_graph();
+    let documented = documented_graph();
+    assert!(actual.contains_key("codec-server") && actual.contains_key("payloadctl"));
+    assert_eq!(
+        actual, documented,
+        "cargo metadata (left) and the `## Crate dependencies` table of \
+         docs/architecture.md (right) disagree"
+    );
+}
+
+/// Library sources that are code (not comments, not tests).
+fn library_code_lines(path: &Path) -> Vec<(usize, String)> {
+    if path.file_name().is_some_and(|n| n == "tests.rs")
+        || path.to_string_lossy().contains("/tests/")
+    {
+        return Vec::new();
+    }
+    read(path)
+        .lines()
+        .enumerate()
+        .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+        .map(|(n, line)| (n + 1, line.to_owned()))
+        .collect()
+}
+
+/// Libraries never read environment variables: the binaries pass a lookup
+/// in (`Keyring::load`, `codec_server::config::Environment`).
+#[test]
+fn libraries_read_no_environment() {
+    let mut bad = Vec::new();
+    for path in rust_sources().into_iter().filter(|p| is_library_source(p)) {
+        for (n, line) in library_code_lines(&path) {
+            if ["env::var(", "env::var_os(", "env::vars("]
+                .iter()
+                .any(|call| line.contains(call))
+            {
+                bad.push(format!("{}:{n}: {}", rel(&path), line.trim()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "libraries must not read the environment: {bad:#?}"
+    );
+}
+
+/// Source files stay small enough to read: at most this many lines
+/// (generated code aside).
+const MAX_LINES: usize = 600;
+
+#[test]
+fn no_source_file_is_too_long() {
+    let long: Vec<String> = rust_sources()
+        .into_iter()
+        .filter_map(|path| {
+            let lines = read(&path).lines().count();
+            (lines > MAX_LINES).then(|| format!("{}: {lines} lines", rel(&path)))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these files by concern (at most {MAX_LINES} lines): {long:#?}"
+    );
 }

@@ -12,8 +12,6 @@
 //!   keyring files change, shut down gracefully.
 //! - [`Config`]: TOML + environment + flags; [`Config::development`] is the
 //!   embedded default that `cargo run -p codec-server` uses.
-//! - [`RemotePayloadCodec`]: a `PayloadCodec` that calls a Codec Server over
-//!   HTTP.
 //!
 //! # Examples
 //!
@@ -39,7 +37,6 @@ mod log_sink;
 mod metrics;
 mod namespaces;
 mod reload;
-mod remote;
 mod service;
 mod shard;
 mod state;
@@ -56,7 +53,6 @@ pub use crate::cors::InvalidCorsValue;
 pub use crate::error::ApiError;
 pub use crate::log_sink::{LineWriter, LogSink};
 pub use crate::namespaces::{BuildError, build_namespaces};
-pub use crate::remote::{RemoteCodecError, RemotePayloadCodec};
 pub use crate::service::CodecService;
 pub use crate::state::{AppState, NamespacePolicy, NamespaceTable};
 pub use crate::tls::TlsError;

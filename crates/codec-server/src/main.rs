@@ -96,6 +96,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             Config::development(keyring)
         }
     };
+    // Keyrings may name environment variables: the library reads them
+    // through this lookup only.
+    config.environment =
+        codec_server::config::Environment::from_fn(|name| std::env::var(name).ok());
     let mut overrides = args.overrides;
     // Flag and environment paths are relative to the working directory.
     if let Some(keyring) = overrides.keyring.take() {

@@ -43,11 +43,11 @@ pub enum BuildError {
     },
 }
 
-/// Builds the namespace table for `config`, reading keyring files and
-/// environment variables they reference.
+/// Builds the namespace table for `config`, reading keyring files and the
+/// environment variables they reference (through `config.environment`).
 pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
     let mut keyrings: HashMap<PathBuf, Arc<Keyring>> = HashMap::new();
-    let env = |name: &str| std::env::var(name).ok();
+    let env = |name: &str| config.environment.get(name);
     let mut build = |section: &str, ns: &NamespaceConfig| -> Result<NamespacePolicy, BuildError> {
         let keyring = match &ns.keyring {
             Some(path) => {

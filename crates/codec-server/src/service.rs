@@ -32,7 +32,7 @@ use crate::state::{AppState, TableView};
 ///
 /// Cheap to clone: clones share one view of the namespace table. `serve`
 /// makes one per connection, so the reference counts a request takes are
-/// its connection's (see [`TableView`]).
+/// its connection's (see `state.rs`).
 #[derive(Clone, Debug)]
 pub struct CodecService(Arc<Inner>);
 

@@ -180,7 +180,7 @@ async fn download_says_it_cannot_download() {
 async fn the_remote_codec_talks_to_the_server() {
     use payload_converter::PayloadCodec;
     let server = spawn().await;
-    let remote = codec_server::RemotePayloadCodec::new(&server.url("/codec"), "default").unwrap();
+    let remote = codec_client::RemotePayloadCodec::new(&server.url("/codec"), "default").unwrap();
     let payloads = vec![plain("\"a\""), plain("\"b\"")];
     let encoded = remote.encode(payloads.clone()).await.unwrap();
     assert!(

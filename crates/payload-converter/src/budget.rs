@@ -123,7 +123,11 @@ impl From<BudgetError> for PayloadCodecError {
     }
 }
 
-/// The bytes one codec call may produce; see the [module docs](self).
+/// The bytes one codec call may produce. A codec that makes a new buffer
+/// charges it first ([`charge`](Self::charge)); the charge is refused past
+/// the budget's limit, when its [`MemoryPool`] has no room, or once the
+/// budget is [cancelled](Self::cancel). What it took from the pool goes
+/// back when it is dropped.
 ///
 /// Shared by reference with every codec of a chain, across threads (the
 /// counters are atomic, and touched only by the call's own work).

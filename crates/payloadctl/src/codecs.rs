@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
-use codec_server::{RemoteCodecError, RemotePayloadCodec};
+use codec_client::{RemoteCodecError, RemotePayloadCodec};
 use payload_codecs::{
     AesGcmCodec, ChainBuilder, CodecName, ENCODING_ENCRYPTED, ENCODING_ZLIB, ENCODING_ZSTD,
     Keyring, METADATA_ENCRYPTION_KEY_ID, ZlibCodec, ZstdCodec,

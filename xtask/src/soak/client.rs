@@ -38,38 +38,45 @@ pub(crate) struct Answer {
     pub(crate) closes: bool,
 }
 
-/// Reads one answer (with a `content-length`) from `tcp`.
+/// Reads one answer (with a `content-length`) from `tcp`, keeping its head
+/// only (a bomb's answer, from a server that decodes it, is gigabytes).
 pub(crate) async fn read_answer(
     tcp: &mut (impl tokio::io::AsyncRead + Unpin),
 ) -> anyhow::Result<Answer> {
     let mut seen = Vec::new();
     let mut buf = vec![0_u8; 64 * 1024];
-    loop {
+    let (head, mut left) = loop {
         if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
-            let status = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .context("no status in the answer")?;
             let length: usize = head
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
-            if seen.len() >= end + 4 + length {
-                return Ok(Answer {
-                    status,
-                    closes: head.contains("connection: close"),
-                });
-            }
+            break (head, length.saturating_sub(seen.len() - end - 4));
         }
         let n = tcp.read(&mut buf).await?;
         if n == 0 {
             bail!("the connection closed before a whole answer");
         }
         seen.extend_from_slice(&buf[..n]);
+    };
+    while left > 0 {
+        let n = tcp.read(&mut buf[..left.min(64 * 1024)]).await?;
+        if n == 0 {
+            bail!("the connection closed before a whole answer");
+        }
+        left -= n;
     }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status in the answer")?;
+    Ok(Answer {
+        status,
+        closes: head.contains("connection: close"),
+    })
 }
 
 /// One request on a new connection; its answer.

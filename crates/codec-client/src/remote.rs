@@ -1,20 +1,19 @@
-//! A [`PayloadCodec`] that calls a Codec Server over HTTP, as the Temporal
+//! [`RemotePayloadCodec`]: a [`PayloadCodec`] that calls a Codec Server over HTTP, as the Temporal
 //! CLI does: one `POST <endpoint>/encode|decode` per batch with
 //! `X-Namespace`, optional `Authorization` and extra headers; the answer
 //! must be 200 with exactly as many payloads as were sent.
 
 use std::time::Duration;
 
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, Uri, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use payload_converter::{BoxFuture, CodecErrorKind, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::{Payload, Payloads};
-
-use crate::body::write_payloads;
 
 /// Largest answer accepted from the server.
 const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
@@ -142,7 +141,9 @@ impl RemotePayloadCodec {
             url: url.clone(),
             message,
         };
-        let body = write_payloads(&payloads).map_err(|e| transport(e.to_string()))?;
+        let sent = payloads.len();
+        let body =
+            serde_json::to_vec(&Payloads { payloads }).map_err(|e| transport(e.to_string()))?;
         let mut request = Request::post(&url)
             .header(header::CONTENT_TYPE, "application/json")
             .header("x-namespace", &self.namespace)
@@ -184,14 +185,10 @@ impl RemotePayloadCodec {
                 url: url.clone(),
                 message: e.to_string(),
             })?;
-        if answer.payloads.len() != payloads.len() {
+        if answer.payloads.len() != sent {
             return Err(RemoteCodecError::BadAnswer {
                 url,
-                message: format!(
-                    "sent {} payloads, got {} back",
-                    payloads.len(),
-                    answer.payloads.len()
-                ),
+                message: format!("sent {sent} payloads, got {} back", answer.payloads.len()),
             });
         }
         Ok(answer.payloads)

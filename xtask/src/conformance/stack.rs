@@ -1,0 +1,189 @@
+//! [`Stack`]: what the checks run against (the real `temporal` CLI and dev
+//! server, Python and Rust SDK programs, our Codec Servers, Chromium), with
+//! the commands they use.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::process::{output, output_within, tempdir_in, text};
+
+/// Everything a check needs.
+pub(super) struct Stack {
+    pub(super) temporal: PathBuf,
+    pub(super) python: PathBuf,
+    pub(super) workflows: PathBuf,
+    pub(super) address: String,
+    pub(super) codec_url: String,
+    pub(super) secured_url: String,
+    pub(super) ui_url: String,
+    pub(super) chromium: PathBuf,
+    pub(super) artifacts: PathBuf,
+    /// The keyring file our Codec Server reads, shared by the Rust SDK
+    /// examples.
+    pub(super) keyring: PathBuf,
+    /// `target/debug/examples/{worker,starter}` of `temporal-sdk-codec`.
+    pub(super) rust_examples: PathBuf,
+}
+
+impl Stack {
+    pub(super) fn temporal(&self, args: &[&str]) -> anyhow::Result<Output> {
+        output(
+            Command::new(&self.temporal)
+                .args(args)
+                .args(["--address", &self.address]),
+        )
+    }
+
+    pub(super) fn show(
+        &self,
+        id: &str,
+        codec: Option<&str>,
+        extra: &[&str],
+    ) -> anyhow::Result<String> {
+        let mut args = vec!["workflow", "show", "-w", id];
+        if let Some(url) = codec {
+            args.extend(["--codec-endpoint", url]);
+        }
+        args.extend(extra);
+        Ok(text(&self.temporal(&args)?))
+    }
+
+    pub(super) fn python_run(
+        &self,
+        id: &str,
+        workflow: &str,
+        args: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<String> {
+        let out = output(
+            Command::new(&self.python)
+                .arg(&self.workflows)
+                .args([
+                    "run",
+                    "--address",
+                    &self.address,
+                    "--workflow-id",
+                    id,
+                    "--workflow",
+                    workflow,
+                    "--args",
+                    args,
+                ])
+                .args(extra),
+        )?;
+        let shown = text(&out);
+        if !(out.status.success() || (workflow == "fail" && out.status.code() == Some(3))) {
+            bail!("python workflow {id} failed: {shown}");
+        }
+        Ok(shown.trim().to_owned())
+    }
+
+    /// An example binary of `temporal-sdk-codec` with the stack's address
+    /// and keyring.
+    pub(super) fn rust_example(&self, name: &str) -> Command {
+        let mut cmd = Command::new(self.rust_examples.join(name));
+        cmd.args(["--address", &self.address, "--keyring"])
+            .arg(&self.keyring);
+        cmd
+    }
+
+    /// The Rust SDK starter: starts `workflow_type` on `queue`, waits, and
+    /// returns what it printed (`result: "…"`).
+    pub(super) fn rust_start(
+        &self,
+        id: &str,
+        workflow_type: &str,
+        queue: &str,
+        input: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<String> {
+        let mut cmd = self.rust_example("starter");
+        cmd.args([
+            "--workflow-id",
+            id,
+            "--workflow-type",
+            workflow_type,
+            "--task-queue",
+            queue,
+            "--input",
+            input,
+            "--timeout",
+            "60",
+        ])
+        .args(extra);
+        let log = self.artifacts.join(format!("rust-starter-{id}.log"));
+        let (ok, shown) = output_within(&mut cmd, Duration::from_secs(90), &log)?;
+        if !ok {
+            bail!("rust starter for {id} failed: {shown}");
+        }
+        Ok(shown.trim().to_owned())
+    }
+
+    /// `workflows.py start`: the Python client starts a workflow another
+    /// worker runs and prints its result as JSON.
+    pub(super) fn python_start(
+        &self,
+        id: &str,
+        workflow_type: &str,
+        queue: &str,
+        args: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<String> {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(&self.workflows)
+            .args([
+                "start",
+                "--address",
+                &self.address,
+                "--workflow-id",
+                id,
+                "--workflow-type",
+                workflow_type,
+                "--task-queue",
+                queue,
+                "--args",
+                args,
+            ])
+            .args(extra);
+        let log = self.artifacts.join(format!("python-start-{id}.log"));
+        let (ok, shown) = output_within(&mut cmd, Duration::from_secs(90), &log)?;
+        if !ok {
+            bail!("python start of {id} failed: {shown}");
+        }
+        Ok(shown.trim().to_owned())
+    }
+
+    pub(super) fn browser_dom(&self, id: &str, screenshot: bool) -> anyhow::Result<String> {
+        let url = format!("{}/namespaces/default/workflows/{id}", self.ui_url);
+        let profile = tempdir_in(&self.artifacts, "chrome")?;
+        let mut cmd = Command::new(&self.chromium);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=20000",
+            "--window-size=1400,1000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()));
+        if screenshot {
+            cmd.arg(format!(
+                "--screenshot={}",
+                self.artifacts.join(format!("{id}.png")).display()
+            ));
+        } else {
+            cmd.arg("--dump-dom");
+        }
+        let out = output(cmd.arg(&url))?;
+        let _ = fs::remove_dir_all(&profile);
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
