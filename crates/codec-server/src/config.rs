@@ -7,14 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 pub use payload_codecs::CodecName;
 
-use crate::auth::{Audience, JwksUrl, JwtAlgorithms};
+use crate::auth::JwtSettings;
 
 /// The largest `server.max_body_bytes` accepted: 1 GiB.
 pub const MAX_BODY_LIMIT: usize = 1 << 30;
@@ -230,49 +229,9 @@ pub enum AuthConfig {
         read_only_token_sha256: Vec<String>,
     },
     /// JWT access tokens (`Authorization: Bearer <JWT>`) signed by a key of
-    /// a JWKS, authorized by a `<namespace>:<read|write|admin>` claim.
-    /// Temporal Cloud: `jwks_url =
-    /// "https://login.tmprl.cloud/.well-known/jwks.json"`, `audience =
-    /// "https://saas-api.tmprl.cloud"`.
-    Jwt {
-        /// Where the signing keys are published (`http://` or `https://`).
-        jwks_url: JwksUrl,
-        /// The required `iss`; absent means any issuer.
-        #[serde(default)]
-        issuer: Option<String>,
-        /// The accepted `aud`, one string or a list; absent means any
-        /// audience (any application of the identity provider).
-        #[serde(default)]
-        audience: Option<Audience>,
-        /// The claim holding the permissions.
-        #[serde(default = "default_permissions_claim")]
-        permissions_claim: String,
-        /// Accepted signature algorithms (asymmetric only).
-        #[serde(default)]
-        algorithms: JwtAlgorithms,
-        /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-        #[serde(default = "default_leeway_secs")]
-        leeway_secs: u64,
-        /// Let `*:<perm>` grant `<perm>` on every namespace.
-        #[serde(default)]
-        allow_wildcard_namespace: bool,
-        /// Least time between JWKS fetches caused by unknown key ids, in
-        /// seconds.
-        #[serde(default = "default_min_refetch_secs")]
-        min_refetch_secs: NonZeroU64,
-    },
-}
-
-fn default_permissions_claim() -> String {
-    "permissions".to_owned()
-}
-
-fn default_leeway_secs() -> u64 {
-    30
-}
-
-fn default_min_refetch_secs() -> NonZeroU64 {
-    NonZeroU64::MIN.saturating_add(29)
+    /// a JWKS, authorized by a `<namespace>:<read|write|admin>` claim; the
+    /// keys of [`JwtSettings`].
+    Jwt(JwtSettings),
 }
 
 /// Overrides from flags and environment variables, applied over the file.

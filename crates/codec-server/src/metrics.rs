@@ -170,6 +170,16 @@ impl Metrics {
         self.counter(name, Vec::new())
     }
 
+    /// A counter with one label.
+    pub(crate) fn labelled_counter(
+        &self,
+        name: &'static str,
+        label: &'static str,
+        value: &'static str,
+    ) -> Counter {
+        self.counter(name, vec![Label::new(label, value)])
+    }
+
     fn register(&self, route: &'static str, namespace: &str) -> Series {
         let with = |extra: Option<Label>| {
             let mut labels = Self::labels(route, namespace);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use payload_codecs::{ChainBuilder, ChainError, Keyring, KeyringError};
 
-use crate::auth::{Auth, BadTokenHash, BearerTokens, JwtAuth, JwtSettings};
+use crate::auth::{Auth, BadTokenHash, BearerTokens, JwtAuth};
 use crate::config::{AuthConfig, Config, NamespaceConfig};
 use crate::state::{NamespacePolicy, NamespaceTable};
 
@@ -88,25 +88,7 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
                     },
                 )?,
             ),
-            AuthConfig::Jwt {
-                jwks_url,
-                issuer,
-                audience,
-                permissions_claim,
-                algorithms,
-                leeway_secs,
-                allow_wildcard_namespace,
-                min_refetch_secs,
-            } => Auth::Jwt(JwtAuth::new(JwtSettings {
-                jwks_url: jwks_url.clone(),
-                issuer: issuer.clone(),
-                audience: audience.clone(),
-                permissions_claim: permissions_claim.clone(),
-                algorithms: algorithms.clone(),
-                leeway_secs: *leeway_secs,
-                allow_wildcard_namespace: *allow_wildcard_namespace,
-                min_refetch_secs: *min_refetch_secs,
-            })),
+            AuthConfig::Jwt(settings) => Auth::Jwt(JwtAuth::new(settings.clone())),
         };
         Ok(NamespacePolicy {
             codec: Arc::new(chain),

@@ -1,9 +1,12 @@
 //! Reloading keyrings without dropping requests: on SIGHUP, and when a
-//! keyring file's modification time changes (checked every two seconds). A
-//! reload that fails keeps the previous keys and logs why.
+//! keyring file's contents change (compared every two seconds, so edits
+//! within one second of each other on a file system with coarse
+//! modification times are seen too). A reload that fails keeps the previous
+//! keys and logs why. Each reload is counted in
+//! `codec_server_keyring_reloads_total{result="ok"|"failed"}`.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -17,14 +20,23 @@ const POLL: Duration = Duration::from_secs(2);
 pub(crate) fn spawn(state: AppState, config: Config) -> JoinHandle<()> {
     tokio::spawn(async move {
         let files = keyring_files(&config);
-        let mut stamps = modified(&files);
+        let mut stamps = fingerprints(&files);
         let mut hangup = hangup_signal();
+        let ok =
+            state
+                .metrics()
+                .labelled_counter("codec_server_keyring_reloads_total", "result", "ok");
+        let failed = state.metrics().labelled_counter(
+            "codec_server_keyring_reloads_total",
+            "result",
+            "failed",
+        );
         loop {
             let by_signal = tokio::select! {
                 _ = tokio::time::sleep(POLL) => false,
                 _ = recv(&mut hangup) => true,
             };
-            let now = modified(&files);
+            let now = fingerprints(&files);
             if !by_signal && now == stamps {
                 continue;
             }
@@ -32,9 +44,11 @@ pub(crate) fn spawn(state: AppState, config: Config) -> JoinHandle<()> {
             match build_namespaces(&config) {
                 Ok(table) => {
                     state.reload(table);
+                    ok.increment(1);
                     tracing::info!(by_signal, "reloaded keyrings");
                 }
                 Err(err) => {
+                    failed.increment(1);
                     tracing::error!(%err, "keyring reload failed; keeping the previous keys")
                 }
             }
@@ -52,10 +66,18 @@ fn keyring_files(config: &Config) -> Vec<PathBuf> {
         .collect()
 }
 
-fn modified(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+/// What each file holds now (a digest of its bytes; `None` when it cannot
+/// be read): keyring files are small.
+fn fingerprints(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
     files
         .iter()
-        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .map(|f| {
+            std::fs::read(f).ok().map(|bytes| {
+                ring::digest::digest(&ring::digest::SHA256, &bytes)
+                    .as_ref()
+                    .to_vec()
+            })
+        })
         .collect()
 }
 

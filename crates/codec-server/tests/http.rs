@@ -227,19 +227,14 @@ async fn a_rotated_keyring_is_picked_up_without_a_restart() {
     text.push_str(&format!(
         "\n[[keys]]\nid = \"key-2026-12\"\nbase64 = \"{new_key}\"\n"
     ));
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // a distinct modification time
     std::fs::write(&path, text).unwrap();
-
-    let mut rotated = None;
-    for _ in 0..40 {
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let after = payloads_of(&kept.post("/encode", body_of(&[plain("\"new\"")])).await);
-        if after[0].metadata_str("encryption-key-id") == Some("key-2026-12") {
-            rotated = Some(after);
-            break;
-        }
-    }
-    let rotated = rotated.expect("the new active key was not used within 10 s");
+    reloads(&server, "ok", 1).await;
+    let rotated = payloads_of(&kept.post("/encode", body_of(&[plain("\"new\"")])).await);
+    assert_eq!(
+        rotated[0].metadata_str("encryption-key-id"),
+        Some("key-2026-12"),
+        "the next request after the reload uses the new active key"
+    );
     // Old and new payloads both decode.
     let both = [before[0].clone(), rotated[0].clone()];
     assert_eq!(
@@ -272,12 +267,34 @@ impl KeptAlive {
     }
 }
 
+/// Waits until the server has counted `count` keyring reloads with
+/// `result` (the reload task polls every two seconds).
+async fn reloads(server: &TestServer, result: &str, count: u64) {
+    let series = format!("codec_server_keyring_reloads_total{{result=\"{result}\"}} ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = request(hyper::Method::GET, &server.url("/metrics"), &[], "").await;
+        let seen = String::from_utf8_lossy(&text.body)
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if seen >= count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} {result} reloads not counted within 10 s (saw {seen})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_keyring_edit_keeps_the_previous_keys() {
     let server = spawn().await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     std::fs::write(server.keyring_path(), "active = \"gone\"\n").unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2600)).await; // past one reload poll
+    // The reload ran, and failed: a test that cannot pass without it.
+    reloads(&server, "failed", 1).await;
     let encoded = payloads_of(&post(&server.url("/encode"), body_of(&[plain("1")])).await);
     assert_eq!(
         encoded[0].metadata_str("encryption-key-id"),

@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
 use base64::Engine as _;
-use codec_server::auth::{Audience, JwksUrl, JwtAlgorithms};
+use codec_server::auth::{Audience, JwksUrl, JwtSettings};
 use codec_server::config::{AuthConfig, CodecName, NamespaceConfig};
 use hyper::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -148,16 +148,12 @@ impl Idp {
 /// A Codec Server whose `payments` namespace uses JWT auth against
 /// `jwks_url`; other namespaces have no auth.
 async fn server(jwks_url: &str, min_refetch_secs: u64) -> TestServer {
-    let auth = AuthConfig::Jwt {
-        jwks_url: JwksUrl::parse(jwks_url).unwrap(),
+    let auth = AuthConfig::Jwt(JwtSettings {
         issuer: Some(ISSUER.to_owned()),
         audience: Some(Audience::new(vec![AUDIENCE.to_owned()]).unwrap()),
-        permissions_claim: "permissions".to_owned(),
-        algorithms: JwtAlgorithms::default(),
-        leeway_secs: 30,
-        allow_wildcard_namespace: false,
         min_refetch_secs: NonZeroU64::new(min_refetch_secs).unwrap(),
-    };
+        ..JwtSettings::new(JwksUrl::parse(jwks_url).unwrap())
+    });
     spawn_with(move |c, dir| {
         c.namespaces.insert(
             "payments".into(),
@@ -500,16 +496,7 @@ async fn waiting_for_the_jwks_ends_with_the_request_timeout() {
         "http://{}/.well-known/jwks.json",
         listener.local_addr().unwrap()
     );
-    let auth = AuthConfig::Jwt {
-        jwks_url: JwksUrl::parse(&url).unwrap(),
-        issuer: None,
-        audience: None,
-        permissions_claim: "permissions".to_owned(),
-        algorithms: JwtAlgorithms::default(),
-        leeway_secs: 30,
-        allow_wildcard_namespace: false,
-        min_refetch_secs: NonZeroU64::new(30).unwrap(),
-    };
+    let auth = AuthConfig::Jwt(JwtSettings::new(JwksUrl::parse(&url).unwrap()));
     let server = spawn_with(move |c, dir| {
         c.server.request_timeout_secs = 1;
         c.namespaces.insert(

@@ -36,16 +36,9 @@ impl Process {
     }
 }
 
-/// Loopback addresses with distinct free ports (held together, then freed).
-fn free_addrs<const N: usize>() -> [SocketAddr; N] {
-    let listeners: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap())
-}
-
-/// Starts the built binary with `--config config --listen addr`.
-fn start(config: &Path, addr: SocketAddr, name: &str) -> Process {
+/// Starts the built binary with `--config config` on a port of the
+/// system's choosing (`--listen 127.0.0.1:0`); [`wait_ready`] learns it.
+fn start(config: &Path, name: &str) -> Process {
     let log = config.with_file_name(format!("{name}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_codec-server"));
     // The test's own environment must not reconfigure the servers.
@@ -57,25 +50,38 @@ fn start(config: &Path, addr: SocketAddr, name: &str) -> Process {
     let child = command
         .arg("--config")
         .arg(config)
-        .arg("--listen")
-        .arg(addr.to_string())
+        .args(["--listen", "127.0.0.1:0"])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    Process { child, addr, log }
+    Process {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        log,
+    }
 }
 
-/// Waits until `/readyz` answers 200.
+/// The address a server's log says it listens on.
+fn listening_address(log: &str) -> Option<SocketAddr> {
+    log.lines().find_map(|line| {
+        let at = line.find("endpoint=http://")? + "endpoint=http://".len();
+        line[at..].split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Waits until the log says where the server listens and `/readyz` there
+/// answers 200.
 async fn wait_ready(process: &mut Process) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = process.child.try_wait().unwrap() {
             panic!("codec-server exited with {status}:\n{}", process.log());
         }
-        if tokio::net::TcpStream::connect(process.addr).await.is_ok() {
+        if let Some(addr) = listening_address(&process.log()) {
+            process.addr = addr;
             let answer = request(Method::GET, &process.url("/readyz"), &[], "").await;
             if answer.status == StatusCode::OK {
                 return;
@@ -83,8 +89,7 @@ async fn wait_ready(process: &mut Process) {
         }
         assert!(
             Instant::now() < deadline,
-            "codec-server on {} not ready within 30 s:\n{}",
-            process.addr,
+            "codec-server not ready within 30 s:\n{}",
             process.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -101,9 +106,8 @@ async fn two_processes_decode_each_others_payloads() {
         "[default]\nkeyring = \"keyring.toml\"\nchain = [\"encrypt\", \"zstd\"]\n",
     )
     .unwrap();
-    let [addr_a, addr_b] = free_addrs::<2>();
-    let mut a = start(&config, addr_a, "a");
-    let mut b = start(&config, addr_b, "b");
+    let mut a = start(&config, "a");
+    let mut b = start(&config, "b");
     wait_ready(&mut a).await;
     wait_ready(&mut b).await;
 

@@ -67,6 +67,7 @@ pub(crate) async fn spawn_with(edit: impl FnOnce(&mut Config, &Path)) -> TestSer
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
+    let plain = config.tls.is_none();
     let server = codec_server::serve_on(listener, config, async {
         let _ = stopped.await;
     });
@@ -75,11 +76,17 @@ pub(crate) async fn spawn_with(edit: impl FnOnce(&mut Config, &Path)) -> TestSer
             panic!("server failed: {err}");
         }
     });
-    TestServer {
+    let server = TestServer {
         addr,
         dir,
         _stop: stop,
+    };
+    if plain {
+        // Serving: its keyrings are loaded, so a test may change them now.
+        let health = request(Method::GET, &server.url("/healthz"), &[], Vec::new()).await;
+        assert_eq!(health.status, StatusCode::OK);
     }
+    server
 }
 
 pub(crate) async fn spawn() -> TestServer {

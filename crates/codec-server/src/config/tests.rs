@@ -124,7 +124,7 @@ fn jwt_auth_parses_with_defaults() {
         "#,
     )
     .unwrap();
-    let AuthConfig::Jwt {
+    let AuthConfig::Jwt(crate::auth::JwtSettings {
         jwks_url,
         issuer,
         audience,
@@ -133,7 +133,7 @@ fn jwt_auth_parses_with_defaults() {
         leeway_secs,
         allow_wildcard_namespace,
         min_refetch_secs,
-    } = &config.namespaces["payments"].auth
+    }) = &config.namespaces["payments"].auth
     else {
         panic!("not jwt")
     };
@@ -156,12 +156,12 @@ fn jwt_auth_parses_with_defaults() {
     );
     assert_eq!((*leeway_secs, *allow_wildcard_namespace), (30, false));
     assert_eq!(min_refetch_secs.get(), 30);
-    let AuthConfig::Jwt {
+    let AuthConfig::Jwt(crate::auth::JwtSettings {
         audience,
         algorithms,
         min_refetch_secs,
         ..
-    } = &config.namespaces["orders"].auth
+    }) = &config.namespaces["orders"].auth
     else {
         panic!("not jwt")
     };

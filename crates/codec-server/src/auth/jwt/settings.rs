@@ -202,27 +202,51 @@ impl TryFrom<OneOrMany> for Audience {
     }
 }
 
-/// How [`JwtAuth`](super::JwtAuth) verifies and authorizes tokens.
-#[derive(Clone, Debug)]
+/// How [`JwtAuth`](super::JwtAuth) verifies and authorizes tokens: also the
+/// `auth = { mode = "jwt", … }` section of the configuration, whose keys
+/// are these fields. Temporal Cloud: `jwks_url =
+/// "https://login.tmprl.cloud/.well-known/jwks.json"`, `audience =
+/// "https://saas-api.tmprl.cloud"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    /// Where the signing keys are published.
+    /// Where the signing keys are published (`http://` or `https://`).
     pub jwks_url: JwksUrl,
-    /// The required `iss`, if any.
+    /// The required `iss`; absent means any issuer.
+    #[serde(default)]
     pub issuer: Option<String>,
-    /// The accepted `aud` values, if any. Without one, tokens the provider
-    /// issued for any application are accepted.
+    /// The accepted `aud`, one string or a list; absent means any audience
+    /// (tokens the provider issued for any of its applications).
+    #[serde(default)]
     pub audience: Option<Audience>,
     /// The claim holding `<namespace>:<read|write|admin>` entries.
+    #[serde(default = "default_permissions_claim")]
     pub permissions_claim: String,
-    /// The accepted signature algorithms.
+    /// Accepted signature algorithms (asymmetric only).
+    #[serde(default)]
     pub algorithms: JwtAlgorithms,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway_secs")]
     pub leeway_secs: u64,
-    /// Whether `*:<perm>` grants `<perm>` on every namespace.
+    /// Let `*:<perm>` grant `<perm>` on every namespace.
+    #[serde(default)]
     pub allow_wildcard_namespace: bool,
     /// Least time between two JWKS fetches caused by unknown key ids (or
     /// retries after a failed fetch), in seconds.
+    #[serde(default = "default_min_refetch_secs")]
     pub min_refetch_secs: NonZeroU64,
+}
+
+fn default_permissions_claim() -> String {
+    "permissions".to_owned()
+}
+
+fn default_leeway_secs() -> u64 {
+    30
+}
+
+fn default_min_refetch_secs() -> NonZeroU64 {
+    NonZeroU64::MIN.saturating_add(29)
 }
 
 impl JwtSettings {
@@ -233,11 +257,11 @@ impl JwtSettings {
             jwks_url,
             issuer: None,
             audience: None,
-            permissions_claim: "permissions".to_owned(),
+            permissions_claim: default_permissions_claim(),
             algorithms: JwtAlgorithms::default(),
-            leeway_secs: 30,
+            leeway_secs: default_leeway_secs(),
             allow_wildcard_namespace: false,
-            min_refetch_secs: NonZeroU64::MIN.saturating_add(29),
+            min_refetch_secs: default_min_refetch_secs(),
         }
     }
 }
