@@ -263,6 +263,9 @@ impl KeptAlive {
             .header("content-type", "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap();
+        // The connection takes the next request once it has finished the
+        // last one.
+        self.0.ready().await.unwrap();
         answer_of(self.0.send_request(request).await.unwrap()).await
     }
 }
