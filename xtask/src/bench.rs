@@ -230,8 +230,9 @@ fn start_echo(root: &Path) -> anyhow::Result<Server> {
 }
 
 /// `xtask bench-small` (a quick check while working, not the bench): the
-/// small /decode case only, our server and the echo in turns, five rounds
-/// of 3 s; prints each round's ratio and the median.
+/// small and the 50 × 1 KiB /decode cases, our server and the echo (and
+/// `BENCH_BEFORE`, if set) in turns, five rounds of 3 s each; prints each
+/// round's ratios and the medians.
 pub(crate) fn bench_small() -> anyhow::Result<()> {
     let root = project::root();
     let keyring = bench_keyring(&root)?;
@@ -240,48 +241,52 @@ pub(crate) fn bench_small() -> anyhow::Result<()> {
     let before = start_before(&root, &keyring)?;
     let echo = start_echo(&root)?;
     runtime.block_on(async {
-        let small = encrypted_body(&ours, 1, 16).await?;
-        let mut ratios = Vec::new();
-        let mut before_ratios = Vec::new();
-        for round in 1..=5 {
-            let mut rps = [0.0; 3];
+        let cases = [
+            ("1 small payload", encrypted_body(&ours, 1, 16).await?, 32),
+            ("50 x 1 KiB", encrypted_body(&ours, 50, 1024).await?, 16),
+        ];
+        for (name, body, connections) in cases {
             let servers = [Some(&echo), Some(&ours), before.as_ref()];
-            for (i, server) in servers.into_iter().enumerate() {
-                let Some(server) = server else { continue };
-                rps[i] = Load {
-                    addr: server.addr,
-                    path: "/decode",
-                    body: small.clone(),
-                    connections: 32,
-                    duration: Duration::from_secs(3),
+            let mut ratios = [Vec::new(), Vec::new()];
+            for round in 1..=5 {
+                let mut rps = [0.0; 3];
+                for (i, server) in servers.into_iter().enumerate() {
+                    let Some(server) = server else { continue };
+                    rps[i] = Load {
+                        addr: server.addr,
+                        path: "/decode",
+                        body: body.clone(),
+                        connections,
+                        duration: Duration::from_secs(3),
+                    }
+                    .run()
+                    .await?
+                    .rps();
                 }
-                .run()
-                .await?
-                .rps();
-            }
-            let ratio = rps[1] / rps[0];
-            eprintln!(
-                "round {round}: echo {:.0}/s, codec-server {:.0}/s, {:.1}%",
-                rps[0],
-                rps[1],
-                ratio * 100.0
-            );
-            ratios.push(ratio);
-            if before.is_some() {
-                let ratio = rps[2] / rps[0];
                 eprintln!(
-                    "         codec-server (before) {:.0}/s, {:.1}%",
+                    "{name}, round {round}: echo {:.0}/s, codec-server {:.0}/s ({:.1}%), before \
+                     {:.0}/s ({:.1}%)",
+                    rps[0],
+                    rps[1],
+                    rps[1] / rps[0] * 100.0,
                     rps[2],
-                    ratio * 100.0
+                    rps[2] / rps[0] * 100.0
                 );
-                before_ratios.push(ratio);
+                ratios[0].push(rps[1] / rps[0]);
+                ratios[1].push(rps[2] / rps[0]);
             }
-        }
-        ratios.sort_by(f64::total_cmp);
-        println!("median: {:.1}% of the echo", ratios[2] * 100.0);
-        if !before_ratios.is_empty() {
-            before_ratios.sort_by(f64::total_cmp);
-            println!("before: {:.1}% of the echo", before_ratios[2] * 100.0);
+            for ratios in &mut ratios {
+                ratios.sort_by(f64::total_cmp);
+            }
+            println!(
+                "{name}: median {:.1}% of the echo{}",
+                ratios[0][2] * 100.0,
+                if before.is_some() {
+                    format!(", before {:.1}%", ratios[1][2] * 100.0)
+                } else {
+                    String::new()
+                }
+            );
         }
         anyhow::Ok(())
     })

@@ -285,10 +285,16 @@ async fn run(
     if body.len() <= INLINE_BODY {
         stage.set(Stage::Working);
         let inline_limit = match action {
-            Action::Decode | Action::Download => INLINE_DECODED,
-            Action::Encode => usize::MAX,
+            Action::Decode | Action::Download if policy.may_inflate => INLINE_DECODED,
+            _ => usize::MAX,
         };
         let budget = limits.budget(inline_limit);
+        if !policy.may_inflate || action == Action::Encode {
+            // Nothing to retry: the work is bounded by the body's size.
+            let (count, result) = job.process(body, &budget).await;
+            stats.payloads = count;
+            return result.map(|answer| answer.holding((budget, held)));
+        }
         // The body is kept for a second try, which takes a reference
         // count, not a copy.
         let (count, result) = job.process(body.clone(), &budget).await;

@@ -4,10 +4,11 @@
 //! shutdown.
 //!
 //! - **Header-read timeout** (`server.header_read_timeout_secs`): a client
-//!   must send a request's headers (and finish a TLS handshake, and, on a
-//!   fresh connection, start its first request) within it. hyper applies
-//!   it to HTTP/1.1 headers, also while a kept-alive connection waits for
-//!   its next request; a watchdog per connection applies it to the rest.
+//!   must finish a TLS handshake within it, and a connection with no request
+//!   in flight (a fresh one, an HTTP/1.1 one kept alive, or one sending its
+//!   headers a byte at a time) is closed after it. A watchdog per connection
+//!   samples its request counts a few times per timeout (so it closes at
+//!   most a quarter of the timeout late, never early).
 //! - **Idle timeout** (`server.idle_timeout_secs`): an HTTP/2 connection
 //!   with no request in flight for this long is closed (GOAWAY).
 //! - **Connection cap** (`server.max_connections`): a connection beyond it
@@ -20,6 +21,7 @@
 //! - **Shutdown**: readiness turns false at once, the listener closes, idle
 //!   connections close, requests in flight get `server.shutdown_grace_secs`
 //!   to finish, and the connections still open then are closed.
+//! - **Buffers**: 256 KiB of headers and body a HTTP/1.1 connection.
 //! - **HTTP/2**: at most `server.http2_max_concurrent_streams` streams a
 //!   connection, 64 KiB of headers, windows of 256 KiB a stream and 1 MiB a
 //!   connection, keep-alive pings, and hyper's limits on streams reset by
@@ -27,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,8 +48,10 @@ use crate::state::AppState;
 use crate::tls::Tls;
 
 /// Most bytes hyper buffers for one HTTP/1.1 connection (headers, and the
-/// body as it is read).
-const H1_MAX_BUFFER: usize = 64 * 1024;
+/// body as it is read): bodies up to the size whose codec work is done on
+/// the I/O thread arrive in one piece (a body in pieces is copied once into
+/// one buffer), and headers cannot take more.
+const H1_MAX_BUFFER: usize = 256 * 1024;
 /// Most bytes of HTTP/2 headers a request may have.
 const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 /// HTTP/2 flow-control windows: what a client may send before the server
@@ -62,18 +66,26 @@ const ADMIT_WAIT: Duration = Duration::from_secs(1);
 /// Accept-error back-off.
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// How long a connection asked to close (idle or evicted) may take.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long a connection asked to close (idle or evicted) may take to do
+/// so (an idle HTTP/1.1 connection closes at once, HTTP/2 sends GOAWAY);
+/// one still in a request then gets the request timeout, and one with a
+/// partial request head is dropped.
+const CLOSE_GRACE: Duration = Duration::from_millis(250);
 
-/// What one connection does, for its watchdog and for eviction: requests
-/// in flight, requests seen, and when the last one ended.
+/// What one connection does, for its watchdog and for eviction. A request
+/// only counts itself in and out (connection-local atomics, no clock); the
+/// watchdog samples the counts to tell how long the connection has been
+/// idle.
 #[derive(Debug)]
 pub(crate) struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
     requests: AtomicU64,
-    /// When the last request ended, in microseconds since `opened`.
-    last_end_us: AtomicU64,
+    /// Whether the connection speaks HTTP/2 (seen on its first request).
+    http2: AtomicBool,
+    /// Since when the watchdog has seen the connection idle, in
+    /// milliseconds since `opened` (for eviction: the longest idle first).
+    idle_since_ms: AtomicU64,
     /// Asked to close (eviction).
     close: Notify,
 }
@@ -84,26 +96,23 @@ impl Activity {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
-            last_end_us: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
+            idle_since_ms: AtomicU64::new(0),
             close: Notify::new(),
         }
     }
 
-    /// Records a request; it ends when the guard is dropped.
-    pub(crate) fn start(&self) -> Active<'_> {
+    /// Records a request of `version`; it ends when the guard is dropped.
+    pub(crate) fn start(&self, version: hyper::Version) -> Active<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        if self.requests.fetch_add(1, Ordering::Relaxed) == 0 && version == hyper::Version::HTTP_2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
         Active(self)
     }
 
-    /// How long the connection has had no request in flight; `None` while
-    /// one is.
-    fn idle_for(&self, now: Instant) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return None;
-        }
-        let since = self.opened + Duration::from_micros(self.last_end_us.load(Ordering::Relaxed));
-        Some(now.saturating_duration_since(since))
+    fn is_busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -113,8 +122,6 @@ pub(crate) struct Active<'a>(&'a Activity);
 
 impl Drop for Active<'_> {
     fn drop(&mut self) {
-        let since = u64::try_from(self.0.opened.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.0.last_end_us.store(since, Ordering::Relaxed);
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -162,17 +169,20 @@ impl Connections {
     /// Asks the longest idle connections to close: a sixteenth of them, at
     /// least one.
     fn evict_idle(&self) {
-        let now = Instant::now();
         let live = crate::shard::lock(&self.live);
-        let mut idle: Vec<(Duration, &Arc<Activity>)> = live
+        let mut idle: Vec<(u64, &Arc<Activity>)> = live
             .values()
-            .filter_map(|a| a.idle_for(now).map(|d| (d, a)))
+            .filter(|a| !a.is_busy())
+            .map(|a| (a.idle_since_ms.load(Ordering::Relaxed), a))
             .collect();
         let count = (live.len() / 16).max(1).min(idle.len());
         if count == 0 {
             return;
         }
-        idle.select_nth_unstable_by(count - 1, |a, b| b.0.cmp(&a.0));
+        // Oldest first: opened longest ago plus idle since then.
+        idle.select_nth_unstable_by_key(count - 1, |(since, a)| {
+            a.opened + Duration::from_millis(*since)
+        });
         for (_, activity) in &idle[..count] {
             activity.close.notify_one();
         }
@@ -203,10 +213,12 @@ struct Settings {
 
 fn builder(config: &ServerConfig) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
+    // No hyper timer for HTTP/1.1: the watchdog applies the header-read
+    // timeout (a timer armed for every request's head cost more than the
+    // rest of a small request's bookkeeping).
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(config.header_read_timeout_secs))
+        .header_read_timeout(None)
         .max_buf_size(H1_MAX_BUFFER);
     builder
         .http2()
@@ -331,7 +343,7 @@ struct Task {
 }
 
 impl Task {
-    async fn run<I>(mut self, io: I)
+    async fn run<I>(self, io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -345,75 +357,95 @@ impl Task {
             .builder
             .serve_connection(TokioIo::new(io), hyper_service);
         let mut connection = std::pin::pin!(connection);
-        // When the connection must be gone, once asked to close.
-        let mut closing: Option<Instant> = None;
-        loop {
-            let now = Instant::now();
-            let check = match closing {
-                Some(deadline) => deadline,
-                None => self.next_check(now),
-            };
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%err, "connection ended with an error");
+        // The watchdog runs beside the connection, so that serving a
+        // request polls the connection alone; it says when to close and by
+        // when the connection must be gone.
+        let (close, mut closing) = tokio::sync::oneshot::channel();
+        let watchdog = tokio::spawn(watchdog(
+            self.activity.clone(),
+            self.settings.clone(),
+            self.stopping,
+            close,
+        ));
+        let result = tokio::select! {
+            biased;
+            result = connection.as_mut() => Some(result),
+            deadline = &mut closing => {
+                connection.as_mut().graceful_shutdown();
+                let mut deadline = deadline.unwrap_or_else(|_| Instant::now());
+                let mut extended = false;
+                loop {
+                    match tokio::time::timeout_at(deadline.into(), connection.as_mut()).await {
+                        Ok(result) => break Some(result),
+                        // A request that started meanwhile may finish.
+                        Err(_) if !extended && self.activity.is_busy() => {
+                            extended = true;
+                            deadline = Instant::now() + self.settings.request_timeout;
+                        }
+                        // Idle (a partial head, a silent socket): dropped.
+                        Err(_) => break None,
                     }
-                    return;
-                }
-                () = tokio::time::sleep_until(check.into()) => {
-                    if closing.is_some() {
-                        return;
-                    }
-                    if self.is_idle_too_long(Instant::now()) {
-                        connection.as_mut().graceful_shutdown();
-                        closing = Some(Instant::now() + CLOSE_GRACE.max(self.settings.request_timeout));
-                    }
-                }
-                () = self.activity.close.notified(), if closing.is_none() => {
-                    connection.as_mut().graceful_shutdown();
-                    closing = Some(Instant::now() + CLOSE_GRACE.max(self.settings.request_timeout));
-                }
-                _ = self.stopping.changed(), if closing.is_none() => {
-                    connection.as_mut().graceful_shutdown();
-                    // The server's drain bounds this connection.
-                    closing = Some(Instant::now() + Duration::from_secs(60 * 60));
                 }
             }
-        }
-    }
-
-    /// The idle limit now: the header-read timeout until a first request,
-    /// the idle timeout after.
-    fn idle_limit(&self) -> Duration {
-        if self.activity.requests.load(Ordering::Relaxed) == 0 {
-            self.settings.header_timeout
-        } else {
-            self.settings.idle_timeout
-        }
-    }
-
-    fn is_idle_too_long(&self, now: Instant) -> bool {
-        self.activity
-            .idle_for(now)
-            .is_some_and(|idle| idle >= self.idle_limit())
-    }
-
-    /// When to look at the connection again: when it would be idle too
-    /// long if nothing happens. Before its first request that is the
-    /// sooner of the two limits, since a request may come and go before
-    /// then (nothing wakes the watchdog when it does).
-    fn next_check(&self, now: Instant) -> Instant {
-        let settings = &self.settings;
-        let limit = if self.activity.requests.load(Ordering::Relaxed) == 0 {
-            settings.header_timeout.min(settings.idle_timeout)
-        } else {
-            settings.idle_timeout
         };
-        match self.activity.idle_for(now) {
-            Some(idle) => now + limit.saturating_sub(idle),
-            None => now + limit,
+        watchdog.abort();
+        if let Some(Err(err)) = result {
+            tracing::debug!(%err, "connection ended with an error");
         }
     }
+}
+
+/// A connection's watchdog: sends the time by which the connection must be
+/// gone when it is to close, because it has been idle too long (no request
+/// in flight for the header-read timeout; for the idle timeout on HTTP/2
+/// after its first request), because it is evicted, or because the server
+/// shuts down.
+///
+/// It samples the connection's counts a few times per limit: a connection
+/// is idle from the first sample that finds no request in flight and none
+/// started since the sample before, so it is never closed early, at most a
+/// sampling period late.
+async fn watchdog(
+    activity: Arc<Activity>,
+    settings: Arc<Settings>,
+    mut stopping: watch::Receiver<bool>,
+    close: tokio::sync::oneshot::Sender<Instant>,
+) {
+    let grace = CLOSE_GRACE;
+    let period =
+        (settings.header_timeout.min(settings.idle_timeout) / 4).max(Duration::from_millis(50));
+    let mut seen = activity.requests.load(Ordering::Relaxed);
+    let mut idle_since = Some(activity.opened);
+    let deadline = loop {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {
+                let now = Instant::now();
+                let requests = activity.requests.load(Ordering::Relaxed);
+                if activity.is_busy() || requests != seen {
+                    seen = requests;
+                    idle_since = None;
+                    continue;
+                }
+                let since = *idle_since.get_or_insert(now);
+                let ms = u64::try_from(since.duration_since(activity.opened).as_millis()).unwrap_or(u64::MAX);
+                activity.idle_since_ms.store(ms, Ordering::Relaxed);
+                // Kept-alive HTTP/1.1 must start its next request within the
+                // header-read timeout; HTTP/2 may idle longer.
+                let limit = if requests > 0 && activity.http2.load(Ordering::Relaxed) {
+                    settings.idle_timeout
+                } else {
+                    settings.header_timeout
+                };
+                if now.duration_since(since) >= limit {
+                    break now + grace;
+                }
+            }
+            () = activity.close.notified() => break Instant::now() + grace,
+            // The server's drain bounds the connection.
+            _ = stopping.changed() => break Instant::now() + Duration::from_secs(60 * 60),
+        }
+    };
+    let _ = close.send(deadline);
 }
 
 #[cfg(test)]
@@ -421,15 +453,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn idle_time_counts_from_the_last_request_and_not_during_one() {
+    fn requests_count_in_and_out() {
         let activity = Activity::new();
-        let later = Instant::now() + Duration::from_secs(5);
-        assert!(activity.idle_for(later).unwrap() >= Duration::from_secs(5));
-        let active = activity.start();
-        assert_eq!(activity.idle_for(later), None);
-        drop(active);
-        let idle = activity.idle_for(later).unwrap();
-        assert!(idle <= Duration::from_secs(5), "{idle:?}");
-        assert_eq!(activity.requests.load(Ordering::Relaxed), 1);
+        assert!(!activity.is_busy());
+        let first = activity.start(hyper::Version::HTTP_11);
+        let second = activity.start(hyper::Version::HTTP_11);
+        assert!(activity.is_busy());
+        drop(first);
+        assert!(activity.is_busy());
+        drop(second);
+        assert!(!activity.is_busy());
+        assert_eq!(activity.requests.load(Ordering::Relaxed), 2);
+        assert!(!activity.http2.load(Ordering::Relaxed));
+        drop(Activity::new().start(hyper::Version::HTTP_2));
     }
 }

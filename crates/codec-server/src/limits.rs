@@ -8,14 +8,17 @@
 //! - `heavy`: requests whose codec work runs on the blocking pool, one per
 //!   core: more at once would only hold more memory, not go faster.
 //! - `memory`: a [`MemoryGate`] of `server.max_in_flight_bytes`, which
-//!   request bodies reserve as they are read (waiting for room) and codecs
-//!   charge decoded buffers to (refused at once when there is no room).
+//!   request bodies reserve before they are read (waiting for room) and
+//!   codecs charge decoded buffers to (refused at once when there is no
+//!   room).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use payload_converter::{Budget, MemoryPool};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
@@ -82,36 +85,52 @@ impl Limits {
     }
 }
 
-/// The bytes held in memory by all requests: a semaphore of bytes, so that
-/// bodies waiting for room are served in order (the fair queue of tokio's
-/// semaphore) while codecs take what is free without waiting.
+/// The bytes held in memory by all requests: one atomic counter, which
+/// bodies reserve from (waiting for room when there is none, woken when
+/// bytes are given back) and codecs take from without waiting.
 #[derive(Debug)]
 pub(crate) struct MemoryGate {
-    room: Semaphore,
+    used: AtomicUsize,
     capacity: usize,
+    /// Reservations waiting for room.
+    waiting: AtomicUsize,
+    freed: Notify,
 }
 
 impl MemoryGate {
     fn new(capacity: usize) -> Self {
         Self {
-            room: Semaphore::new(capacity.min(Semaphore::MAX_PERMITS)),
+            used: AtomicUsize::new(0),
             capacity,
+            waiting: AtomicUsize::new(0),
+            freed: Notify::new(),
         }
     }
 
     /// Reserves `bytes`, waiting for room; the caller bounds the wait.
-    /// `bytes` above the capacity can never be had: refused at once.
+    /// `bytes` above the capacity can never be had: refused at once. A
+    /// waiting reservation holds nothing, so waiters cannot block each
+    /// other.
     pub(crate) async fn reserve(self: &Arc<Self>, bytes: usize) -> Result<Held, ApiError> {
-        let count = u32::try_from(bytes)
-            .ok()
-            .filter(|_| bytes <= self.capacity)
-            .ok_or(ApiError::Overloaded)?;
-        let permit = self
-            .room
-            .acquire_many(count)
-            .await
-            .map_err(|_| ApiError::Overloaded)?;
-        permit.forget();
+        if bytes > self.capacity {
+            return Err(ApiError::Overloaded);
+        }
+        while !self.try_take(bytes) {
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            // Registered before looking again, so that a give-back between
+            // the look and the wait is not missed.
+            freed.as_mut().enable();
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            let taken = self.try_take(bytes);
+            if !taken {
+                freed.await;
+            }
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            if taken {
+                break;
+            }
+        }
         Ok(Held {
             gate: self.clone(),
             bytes,
@@ -120,28 +139,24 @@ impl MemoryGate {
 
     /// Bytes held now.
     pub(crate) fn in_use(&self) -> usize {
-        self.capacity
-            .saturating_sub(self.room.available_permits())
-            .min(self.capacity)
+        self.used.load(Ordering::Acquire)
     }
 }
 
 impl MemoryPool for MemoryGate {
     fn try_take(&self, bytes: usize) -> bool {
-        let Ok(count) = u32::try_from(bytes) else {
-            return false;
-        };
-        match self.room.try_acquire_many(count) {
-            Ok(permit) => {
-                permit.forget();
-                true
-            }
-            Err(_) => false,
-        }
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|n| *n <= self.capacity)
+            })
+            .is_ok()
     }
 
     fn give_back(&self, bytes: usize) {
-        self.room.add_permits(bytes);
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.freed.notify_waiters();
+        }
     }
 
     fn capacity(&self) -> usize {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use payload_codecs::{ChainBuilder, ChainError, Keyring, KeyringError};
 
 use crate::auth::{Auth, BadTokenHash, BearerTokens, JwtAuth};
-use crate::config::{AuthConfig, Config, NamespaceConfig};
+use crate::config::{AuthConfig, CodecName, Config, NamespaceConfig};
 use crate::state::{NamespacePolicy, NamespaceTable};
 
 /// A namespace could not be set up.
@@ -92,6 +92,10 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
         };
         Ok(NamespacePolicy {
             codec: Arc::new(chain),
+            may_inflate: ns
+                .chain
+                .iter()
+                .any(|name| matches!(name, CodecName::Zstd | CodecName::Zlib)),
             auth,
         })
     };
@@ -113,7 +117,6 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CodecName, NamespaceConfig};
 
     #[test]
     fn a_chain_that_encrypts_without_a_keyring_is_refused_even_unvalidated() {

@@ -74,7 +74,8 @@ impl tower::Service<Request> for CodecService {
     fn call(&mut self, request: Request) -> Answered {
         let inner = self.0.clone();
         Box::pin(async move {
-            let _active = inner.activity.as_deref().map(Activity::start);
+            let version = request.version();
+            let _active = inner.activity.as_deref().map(|a| a.start(version));
             Ok(inner.answer(request).await)
         })
     }

@@ -21,6 +21,11 @@ use crate::metrics::Metrics;
 pub struct NamespacePolicy {
     /// The codec chain.
     pub codec: Arc<dyn PayloadCodec>,
+    /// Whether decoding can produce much more than it reads (the chain
+    /// decompresses). When it cannot, a small request is decoded on the I/O
+    /// thread without keeping its body for a second try on the blocking
+    /// pool; when unsure, say `true`.
+    pub may_inflate: bool,
     /// Who may call.
     pub auth: Auth,
 }

@@ -189,10 +189,14 @@ impl<'de> Deserialize<'de> for Metadata {
                 let mut repeated = None;
                 while let Some(key) = map.next_key::<String>()? {
                     let Base64(value) = map.next_value()?;
-                    if repeated.is_none() && out.contains_key(&key) {
-                        repeated = Some(key.clone());
+                    match out.entry(key) {
+                        std::collections::btree_map::Entry::Vacant(entry) => {
+                            entry.insert(value);
+                        }
+                        std::collections::btree_map::Entry::Occupied(entry) => {
+                            repeated.get_or_insert_with(|| entry.key().clone());
+                        }
                     }
-                    out.insert(key, value);
                 }
                 Ok(Metadata(out, repeated))
             }
