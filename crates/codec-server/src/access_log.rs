@@ -12,7 +12,6 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::log_format::push_value;
 use crate::metrics::RequestStats;
 
 /// Characters of a caller-chosen value written to the log.
@@ -148,6 +147,24 @@ impl AccessLine<'_> {
     }
 }
 
+/// Writes a field's text value: as it is when that is unambiguous, else
+/// quoted and escaped (so that a request cannot forge a field or a line).
+fn push_value(out: &mut String, value: &str) {
+    use std::fmt::Write as _;
+    let bare = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
+    if bare {
+        out.push_str(value);
+    } else if value.is_empty() {
+        out.push_str("\"\"");
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{value:?}");
+    }
+}
+
 /// Writes a caller-chosen value, [`cut`].
 pub(crate) fn push_cut(out: &mut String, value: &str) {
     push_value(out, &cut(value));
@@ -166,8 +183,32 @@ pub(crate) fn cut(value: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
+    /// What `emit` logs at `level` and above, as the binary writes it.
+    fn capture_at(level: tracing::Level, emit: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Capture(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Capture::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
     fn line(stats: &RequestStats, path: &str, status: u16, level: tracing::Level) -> String {
-        crate::log_format::tests::capture_at(level, || {
+        capture_at(level, || {
             AccessLine {
                 method: "POST",
                 path,

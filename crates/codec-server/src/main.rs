@@ -57,27 +57,28 @@ fn main() -> ExitCode {
         }
     };
     let ansi = std::io::stderr().is_terminal();
-    let log = codec_server::LogSink::stderr();
+    // Lines go to stderr from a thread of their own: a request never waits
+    // for the terminal or the journal.
+    let (writer, written) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(log.clone())
+        .with_writer(writer)
         // Colours only for a person at a terminal, not in files or journals.
         .with_ansi(ansi)
-        .event_format(codec_server::log_format::LineFormat)
         .init();
-    let code = match run(args) {
+    let result = run(args);
+    // Every line logged is written before the process says anything else.
+    drop(written);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            log.flush();
             eprintln!(
                 "codec-server: error: {}",
                 payload_converter::error_text(err.as_ref())
             );
             ExitCode::from(2)
         }
-    };
-    log.flush();
-    code
+    }
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

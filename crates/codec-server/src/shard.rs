@@ -1,10 +1,9 @@
-//! Per-thread shards for state every request writes (metrics, log lines).
+//! Per-thread shards for state every request writes (the metrics).
 //!
-//! Two cores writing the same cache line take turns owning it, and on the
-//! bench machine that cost more than the writes themselves: the shared
-//! metric counters took five points of the echo ceiling and the shared log
-//! buffer twelve. So each thread writes to a shard of its own, on cache lines
-//! of its own, and readers (a render, a flush) visit every shard.
+//! Two cores writing the same cache line take turns owning it, which costs
+//! more than the writes themselves (docs/performance.md has the figures).
+//! So each thread writes to a shard of its own, on cache lines of its own,
+//! and readers (a render) visit every shard.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
