@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use payload_converter::{Budget, MemoryPool};
+use payload_converter::{Budget, BytePool, MemoryPool};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
@@ -90,8 +90,7 @@ impl Limits {
 /// bytes are given back) and codecs take from without waiting.
 #[derive(Debug)]
 pub(crate) struct MemoryGate {
-    used: AtomicUsize,
-    capacity: usize,
+    bytes: BytePool,
     /// Reservations waiting for room.
     waiting: AtomicUsize,
     freed: Notify,
@@ -100,8 +99,7 @@ pub(crate) struct MemoryGate {
 impl MemoryGate {
     fn new(capacity: usize) -> Self {
         Self {
-            used: AtomicUsize::new(0),
-            capacity,
+            bytes: BytePool::new(capacity),
             waiting: AtomicUsize::new(0),
             freed: Notify::new(),
         }
@@ -112,7 +110,7 @@ impl MemoryGate {
     /// waiting reservation holds nothing, so waiters cannot block each
     /// other.
     pub(crate) async fn reserve(self: &Arc<Self>, bytes: usize) -> Result<Held, ApiError> {
-        if bytes > self.capacity {
+        if bytes > self.capacity() {
             return Err(ApiError::Overloaded);
         }
         while !self.try_take(bytes) {
@@ -139,28 +137,24 @@ impl MemoryGate {
 
     /// Bytes held now.
     pub(crate) fn in_use(&self) -> usize {
-        self.used.load(Ordering::Acquire)
+        self.bytes.in_use()
     }
 }
 
 impl MemoryPool for MemoryGate {
     fn try_take(&self, bytes: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|n| *n <= self.capacity)
-            })
-            .is_ok()
+        self.bytes.try_take(bytes)
     }
 
     fn give_back(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
+        self.bytes.give_back(bytes);
         if self.waiting.load(Ordering::Acquire) > 0 {
             self.freed.notify_waiters();
         }
     }
 
     fn capacity(&self) -> usize {
-        self.capacity
+        self.bytes.capacity()
     }
 }
 

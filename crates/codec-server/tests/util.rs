@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use codec_server::Config;
 use http_body_util::{BodyExt, Full};
@@ -15,10 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// The Python sample's key and id, and a second key: the keyring the
-/// committed Python vectors were made with.
-pub(crate) const SAMPLE_KEY: &[u8; 32] = b"test-key-test-key-test-key-test!";
-pub(crate) const SAMPLE_KEY_ID: &str = "test-key-id";
+pub(crate) use test_support::SAMPLE_KEY_ID;
 
 /// The committed Python codec vectors.
 pub(crate) fn python_vectors() -> PathBuf {
@@ -27,16 +23,7 @@ pub(crate) fn python_vectors() -> PathBuf {
 
 /// A keyring file with the sample key active and the rotated old key.
 pub(crate) fn write_keyring(dir: &Path) -> PathBuf {
-    let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
-    let old: Vec<u8> = (0u8..32).collect();
-    let text = format!(
-        "active = \"{SAMPLE_KEY_ID}\"\n\n[[keys]]\nid = \"{SAMPLE_KEY_ID}\"\nbase64 = \"{}\"\n\n[[keys]]\nid = \"rotated-old-key\"\nbase64 = \"{}\"\n",
-        b64(SAMPLE_KEY),
-        b64(&old)
-    );
-    let path = dir.join("keyring.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    test_support::write_sample_keyring(dir)
 }
 
 /// A running server; stops when dropped.

@@ -173,12 +173,10 @@ pub(crate) fn read_bounded<R: Read, R2: Read>(
     let mut scratch = [0_u8; SCRATCH];
     let mut total = out.len();
     loop {
-        let n = match reader.read(&mut scratch) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(bounds.corrupt(e)),
-        };
+        let n = read_some(&mut reader, &mut scratch, bounds)?;
+        if n == 0 {
+            break;
+        }
         total += n;
         if total > bounds.limit {
             return Err(bounds.too_large());
@@ -235,14 +233,12 @@ fn read_growing(
             out.reserve_exact(grow);
             out.resize(room, 0);
         }
-        match reader.read(&mut out[len..]) {
-            Ok(0) => {
+        match read_some(reader, &mut out[len..], bounds)? {
+            0 => {
                 out.truncate(len);
                 return Ok((true, room));
             }
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(bounds.corrupt(e)),
+            n => len += n,
         }
     }
 }
@@ -262,17 +258,24 @@ fn fill(reader: &mut impl Read, out: &mut [u8], bounds: &Bounds<'_>) -> Result<(
 
 /// Checks that `reader` has nothing more to give.
 fn ensure_ended(reader: &mut impl Read, bounds: &Bounds<'_>) -> Result<(), CodecError> {
-    let mut probe = [0_u8; 1];
+    match read_some(reader, &mut [0_u8; 1], bounds)? {
+        0 => Ok(()),
+        _ => Err(bounds.corrupt(std::io::Error::other(
+            "the data goes on past the size its frame declares",
+        ))),
+    }
+}
+
+/// One read into `buf`, again when interrupted; 0 at the end.
+fn read_some(
+    reader: &mut impl Read,
+    buf: &mut [u8],
+    bounds: &Bounds<'_>,
+) -> Result<usize, CodecError> {
     loop {
-        match reader.read(&mut probe) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {
-                return Err(bounds.corrupt(std::io::Error::other(
-                    "the data goes on past the size its frame declares",
-                )));
-            }
+        match reader.read(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(bounds.corrupt(e)),
+            other => return other.map_err(|e| bounds.corrupt(e)),
         }
     }
 }

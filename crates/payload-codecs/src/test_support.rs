@@ -7,7 +7,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use payload_converter::PayloadCodec;
 use payload_proto::temporal::api::common::v1::Payload;
-use payload_proto::temporal::api::common::v1::payload::ExternalPayloadDetails;
 use proptest::prelude::*;
 
 use crate::keyring::{KeyId, Keyring, SecretKey};
@@ -47,43 +46,9 @@ pub(crate) fn keyring_ab(active: &str) -> Arc<Keyring> {
     )
 }
 
-/// Payload data: random bytes (incompressible) or runs of few distinct
-/// bytes (compressible), 0 to 64 KiB.
-pub(crate) fn data() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        proptest::collection::vec(any::<u8>(), 0..=65536),
-        (proptest::collection::vec(any::<u8>(), 1..4), 0usize..=65536)
-            .prop_map(|(pattern, len)| pattern.iter().copied().cycle().take(len).collect()),
-    ]
-}
-
-/// Any payload: random metadata, data and external payload details.
-pub(crate) fn payload() -> impl Strategy<Value = Payload> {
-    (
-        proptest::collection::btree_map(
-            "[a-zA-Z/_-]{0,12}",
-            proptest::collection::vec(any::<u8>(), 0..24),
-            0..4,
-        ),
-        data(),
-        proptest::collection::vec(any::<i64>(), 0..2),
-    )
-        .prop_map(|(metadata, data, sizes)| Payload {
-            metadata: metadata
-                .into_iter()
-                .map(|(k, v)| (k, Bytes::from(v)))
-                .collect(),
-            data: data.into(),
-            external_payloads: sizes
-                .into_iter()
-                .map(|size_bytes| ExternalPayloadDetails { size_bytes })
-                .collect(),
-        })
-}
-
-/// A batch of 0 to 4 payloads.
+/// A batch of 0 to 3 payloads.
 pub(crate) fn batch() -> impl Strategy<Value = Vec<Payload>> {
-    proptest::collection::vec(payload(), 0..4)
+    test_support::batch(65536)
 }
 
 /// Decodes under `budget`.

@@ -12,8 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// The official Python sample's key and id, which encrypted the histories.
-pub(crate) const SAMPLE_KEY: &[u8; 32] = b"test-key-test-key-test-key-test!";
-pub(crate) const SAMPLE_KEY_ID: &str = "test-key-id";
+pub(crate) use test_support::{SAMPLE_KEY, SAMPLE_KEY_ID};
 
 /// The committed histories, by name.
 pub(crate) const HISTORIES: [&str; 3] = ["order-success", "charge-failure", "approval-signals"];

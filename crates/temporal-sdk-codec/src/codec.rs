@@ -142,7 +142,7 @@ mod tests {
     use std::error::Error as _;
 
     use payload_codecs::{AesGcmCodec, ChainBuilder, KeyId, Keyring, SecretKey, ZstdCodec};
-    use payload_converter::{BoxFuture, PayloadExt};
+    use payload_converter::PayloadExt;
     use proptest::prelude::*;
     use prost::Message;
     use temporalio_common::data_converters::SerializationContextData as Context;
@@ -289,23 +289,7 @@ mod tests {
         assert!(!format!("{err:?}").contains("json/plain"));
     }
 
-    #[derive(Debug)]
-    struct DropsOne;
-
-    impl PayloadCodec for DropsOne {
-        fn name(&self) -> &str {
-            "drops-one"
-        }
-        fn encode(&self, mut payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
-            payloads.pop();
-            Box::pin(async move { Ok(payloads) })
-        }
-        fn decode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
-            self.encode(payloads)
-        }
-    }
-
-    use payload_proto::temporal::api::common::v1::Payload;
+    use test_support::DropsOne;
 
     #[test]
     fn a_codec_that_drops_a_payload_is_a_contract_error() {

@@ -66,26 +66,7 @@ mod tests {
     use super::*;
 
     fn payload() -> impl Strategy<Value = Payload> {
-        (
-            proptest::collection::btree_map(
-                ".{0,12}",
-                proptest::collection::vec(any::<u8>(), 0..24),
-                0..5,
-            ),
-            proptest::collection::vec(any::<u8>(), 0..300),
-            proptest::collection::vec(any::<i64>(), 0..3),
-        )
-            .prop_map(|(metadata, data, sizes)| Payload {
-                metadata: metadata
-                    .into_iter()
-                    .map(|(k, v)| (k, Bytes::from(v)))
-                    .collect(),
-                data: data.into(),
-                external_payloads: sizes
-                    .into_iter()
-                    .map(|size_bytes| ExternalPayloadDetails { size_bytes })
-                    .collect(),
-            })
+        test_support::payload(300)
     }
 
     proptest! {

@@ -2,33 +2,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use bytes::Bytes;
-use payload_proto::temporal::api::common::v1::payload::ExternalPayloadDetails;
 use payload_proto::temporal::api::common::v1::{Payload, Payloads};
 use proptest::prelude::*;
 
 /// Payloads with awkward metadata keys, data and external details.
 pub(super) fn payload() -> impl Strategy<Value = Payload> {
-    (
-        prop::collection::btree_map(
-            "[a-z\\-\"\\\\é\\n]{0,12}",
-            prop::collection::vec(any::<u8>(), 0..24),
-            0..4,
-        ),
-        prop::collection::vec(any::<u8>(), 0..200),
-        prop::collection::vec(any::<i64>(), 0..2),
-    )
-        .prop_map(|(metadata, data, external)| Payload {
-            metadata: metadata
-                .into_iter()
-                .map(|(k, v)| (k, Bytes::from(v)))
-                .collect(),
-            data: Bytes::from(data),
-            external_payloads: external
-                .into_iter()
-                .map(|size_bytes| ExternalPayloadDetails { size_bytes })
-                .collect(),
-        })
+    test_support::payload(200)
 }
 
 /// What the generated code writes for `payloads`.

@@ -1,0 +1,122 @@
+//! What the tests of several crates share, in one place (a dev-dependency
+//! only; nothing ships it): proptest strategies for payloads, codecs that
+//! break the codec contract on purpose, and the sample keys of the official
+//! samples with a keyring file that holds them.
+//!
+//! # Examples
+//!
+//! ```
+//! use proptest::strategy::{Strategy, ValueTree};
+//! use proptest::test_runner::TestRunner;
+//!
+//! let mut runner = TestRunner::default();
+//! let payload = test_support::payload(64).new_tree(&mut runner).unwrap().current();
+//! assert!(payload.data.len() <= 64);
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use payload_converter::codec::CodecResult;
+use payload_converter::{BoxFuture, PayloadCodec};
+use payload_proto::temporal::api::common::v1::Payload;
+use payload_proto::temporal::api::common::v1::payload::ExternalPayloadDetails;
+use proptest::prelude::*;
+
+/// The Python sample's key (`test-key-test-key-test-key-test!`), which the
+/// committed Python vectors were made with.
+pub const SAMPLE_KEY: &[u8; 32] = b"test-key-test-key-test-key-test!";
+/// The Python sample's key id.
+pub const SAMPLE_KEY_ID: &str = "test-key-id";
+/// A second key, as after a rotation: bytes 0 to 31.
+pub const ROTATED_KEY: [u8; 32] = {
+    let mut key = [0_u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        key[i] = i as u8;
+        i += 1;
+    }
+    key
+};
+/// The rotated key's id.
+pub const ROTATED_KEY_ID: &str = "rotated-old-key";
+
+/// Writes `keyring.toml` in `dir` with the sample key active and the
+/// rotated key kept, and returns its path.
+pub fn write_sample_keyring(dir: &Path) -> PathBuf {
+    let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
+    let text = format!(
+        "active = \"{SAMPLE_KEY_ID}\"\n\n[[keys]]\nid = \"{SAMPLE_KEY_ID}\"\nbase64 = \"{}\"\n\n\
+         [[keys]]\nid = \"{ROTATED_KEY_ID}\"\nbase64 = \"{}\"\n",
+        b64(SAMPLE_KEY),
+        b64(&ROTATED_KEY)
+    );
+    let path = dir.join("keyring.toml");
+    std::fs::write(&path, text).expect("the test folder is writable");
+    path
+}
+
+/// Payload data of at most `max` bytes: random (incompressible) or runs of
+/// a few distinct bytes (compressible).
+pub fn data(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..=max),
+        (proptest::collection::vec(any::<u8>(), 1..4), 0..=max).prop_map(|(pattern, len)| pattern
+            .iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect()),
+    ]
+}
+
+/// Any payload with at most `max_data` bytes of data: metadata keys with
+/// the characters JSON must escape, any metadata values, external details.
+pub fn payload(max_data: usize) -> impl Strategy<Value = Payload> {
+    (
+        proptest::collection::btree_map(
+            "[a-zA-Z/_\\-\"\\\\é\\n]{0,12}",
+            proptest::collection::vec(any::<u8>(), 0..24),
+            0..4,
+        ),
+        data(max_data),
+        proptest::collection::vec(any::<i64>(), 0..2),
+    )
+        .prop_map(|(metadata, data, sizes)| Payload {
+            metadata: metadata
+                .into_iter()
+                .map(|(k, v)| (k, Bytes::from(v)))
+                .collect(),
+            data: data.into(),
+            external_payloads: sizes
+                .into_iter()
+                .map(|size_bytes| ExternalPayloadDetails { size_bytes })
+                .collect(),
+        })
+}
+
+/// A batch of 0 to 3 payloads of at most `max_data` bytes each.
+pub fn batch(max_data: usize) -> impl Strategy<Value = Vec<Payload>> {
+    proptest::collection::vec(payload(max_data), 0..4)
+}
+
+/// A codec that breaks the contract: it returns one payload fewer than it
+/// was given.
+#[derive(Debug)]
+pub struct DropsOne;
+
+impl PayloadCodec for DropsOne {
+    fn name(&self) -> &str {
+        "drops-one"
+    }
+
+    fn encode(&self, mut payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
+        payloads.pop();
+        Box::pin(async move { Ok(payloads) })
+    }
+
+    fn decode(&self, payloads: Vec<Payload>) -> BoxFuture<'_, CodecResult> {
+        self.encode(payloads)
+    }
+}
