@@ -15,7 +15,7 @@ use axum::http::header::AUTHORIZATION;
 
 pub use self::bearer::{BadTokenHash, BearerTokens, hash_token};
 pub use self::jwt::{
-    Audience, InvalidJwksUrl, JwksUrl, JwtAlgorithm, JwtAlgorithms, JwtAuth, JwtSettings,
+    Audience, Clock, InvalidJwksUrl, JwksUrl, JwtAlgorithm, JwtAlgorithms, JwtAuth, JwtSettings,
     NoAlgorithms, NoAudience,
 };
 use crate::error::ApiError;

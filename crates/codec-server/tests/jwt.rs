@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
 use base64::Engine as _;
-use codec_server::auth::{Audience, JwksUrl, JwtSettings};
+use codec_server::auth::{Audience, Clock, JwksUrl, JwtSettings};
 use codec_server::config::{AuthConfig, CodecName, NamespaceConfig};
 use hyper::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -145,13 +145,35 @@ impl Idp {
     }
 }
 
+/// A clock the test moves: the JWKS refetch intervals are timed by it, so
+/// tests advance it instead of sleeping.
+#[derive(Clone, Default)]
+struct TestClock(Arc<std::sync::Mutex<Duration>>);
+
+impl TestClock {
+    fn clock(&self) -> Clock {
+        let offset = self.0.clone();
+        let start = std::time::Instant::now();
+        Clock::from_fn(move || start + *offset.lock().unwrap())
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
 /// A Codec Server whose `payments` namespace uses JWT auth against
 /// `jwks_url`; other namespaces have no auth.
 async fn server(jwks_url: &str, min_refetch_secs: u64) -> TestServer {
+    server_with_clock(jwks_url, min_refetch_secs, &TestClock::default()).await
+}
+
+async fn server_with_clock(jwks_url: &str, min_refetch_secs: u64, clock: &TestClock) -> TestServer {
     let auth = AuthConfig::Jwt(JwtSettings {
         issuer: Some(ISSUER.to_owned()),
         audience: Some(Audience::new(vec![AUDIENCE.to_owned()]).unwrap()),
         min_refetch_secs: NonZeroU64::new(min_refetch_secs).unwrap(),
+        clock: clock.clock(),
         ..JwtSettings::new(JwksUrl::parse(jwks_url).unwrap())
     });
     spawn_with(move |c, dir| {
@@ -379,7 +401,8 @@ async fn an_unknown_kid_refetches_once_and_finds_a_rotated_key() {
     let old = Signer::new("old");
     let new = Signer::new("new");
     let idp = Idp::start(vec![old.jwk()]).await;
-    let server = server(&idp.url, 2).await;
+    let clock = TestClock::default();
+    let server = server_with_clock(&idp.url, 2, &clock).await;
     let old_token = old.bearer(&["payments:read"]);
     assert_eq!(
         call(&server, "decode", &old_token).await.status,
@@ -401,7 +424,7 @@ async fn an_unknown_kid_refetches_once_and_finds_a_rotated_key() {
     // The provider rotates; once the interval has passed, concurrent
     // requests with the new kid share one refetch.
     idp.keys.lock().await.push(new.jwk());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(2));
     let new_token = new.bearer(&["payments:read"]);
     let calls: Vec<_> = (0..8)
         .map(|_| {
@@ -445,7 +468,8 @@ async fn an_unavailable_jwks_answers_503_and_is_retried_later() {
     let idp = Idp::start(vec![key.jwk()]).await;
     idp.down.store(true, Ordering::SeqCst);
     // The server starts although the provider is down.
-    let server = server(&idp.url, 2).await;
+    let clock = TestClock::default();
+    let server = server_with_clock(&idp.url, 2, &clock).await;
     let token = key.bearer(&["payments:read"]);
     let (status, code, detail) = error_of(&call(&server, "decode", &token).await);
     assert_eq!(
@@ -462,7 +486,7 @@ async fn an_unavailable_jwks_answers_503_and_is_retried_later() {
     assert_eq!(idp.fetches(), 1);
 
     idp.down.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(2));
     assert_eq!(call(&server, "decode", &token).await.status, StatusCode::OK);
     assert_eq!(idp.fetches(), 2);
 }

@@ -63,8 +63,8 @@ use tokio::sync::Mutex;
 use self::jwks::{VerifyingKey, fetch_jwks};
 use self::permissions::authorize;
 pub use self::settings::{
-    Audience, InvalidJwksUrl, JwksUrl, JwtAlgorithm, JwtAlgorithms, JwtSettings, NoAlgorithms,
-    NoAudience,
+    Audience, Clock, InvalidJwksUrl, JwksUrl, JwtAlgorithm, JwtAlgorithms, JwtSettings,
+    NoAlgorithms, NoAudience,
 };
 use super::Access;
 use crate::error::ApiError;
@@ -119,6 +119,11 @@ struct KeySet {
 }
 
 impl JwtAuth {
+    /// The settings' clock, now.
+    fn now(&self) -> Instant {
+        self.inner.settings.clock.now()
+    }
+
     /// A verifier for `settings`. Nothing is fetched until the first token
     /// arrives.
     pub fn new(settings: JwtSettings) -> Self {
@@ -235,7 +240,7 @@ impl JwtAuth {
         if let Some(key) = keys.keys.get(kid) {
             if keys
                 .fetched_at
-                .is_some_and(|at| at.elapsed() >= REFRESH_AFTER)
+                .is_some_and(|at| self.now().saturating_duration_since(at) >= REFRESH_AFTER)
                 && !self.recently_attempted(&keys)
             {
                 self.refresh_in_background();
@@ -251,7 +256,8 @@ impl JwtAuth {
 
     fn recently_attempted(&self, keys: &KeySet) -> bool {
         let min = Duration::from_secs(self.inner.settings.min_refetch_secs.get());
-        keys.attempted_at.is_some_and(|at| at.elapsed() < min)
+        keys.attempted_at
+            .is_some_and(|at| self.now().saturating_duration_since(at) < min)
     }
 
     /// The answer for a key id the JWKS does not have (or could not say).
@@ -285,7 +291,7 @@ impl JwtAuth {
                 let keys = this.inner.keys.load_full();
                 let stale = keys
                     .fetched_at
-                    .is_some_and(|at| at.elapsed() >= REFRESH_AFTER);
+                    .is_some_and(|at| this.now().saturating_duration_since(at) >= REFRESH_AFTER);
                 if stale && !this.recently_attempted(&keys) {
                     this.fetch_and_store().await;
                 }
@@ -299,7 +305,7 @@ impl JwtAuth {
     async fn fetch_and_store(&self) {
         let url = &self.inner.settings.jwks_url;
         let result = fetch_jwks(&url.uri).await;
-        let now = Instant::now();
+        let now = self.now();
         let previous = self.inner.keys.load_full();
         let next = match result {
             Ok(keys) => {

@@ -133,6 +133,7 @@ fn jwt_auth_parses_with_defaults() {
         leeway_secs,
         allow_wildcard_namespace,
         min_refetch_secs,
+        clock: _,
     }) = &config.namespaces["payments"].auth
     else {
         panic!("not jwt")

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
+use std::time::Instant;
 
 use hyper::Uri;
 use jsonwebtoken::Algorithm;
@@ -235,6 +236,37 @@ pub struct JwtSettings {
     /// retries after a failed fetch), in seconds.
     #[serde(default = "default_min_refetch_secs")]
     pub min_refetch_secs: NonZeroU64,
+    /// The clock that times refetches: the system's, unless a test sets
+    /// one it moves itself. Not part of the configuration file.
+    #[serde(skip)]
+    pub clock: Clock,
+}
+
+/// What time it is, for the JWKS refetch intervals: the system's monotonic
+/// clock by default, or a function (a test's clock that it advances).
+#[derive(Clone, Default)]
+pub struct Clock(Option<std::sync::Arc<dyn Fn() -> Instant + Send + Sync>>);
+
+impl Clock {
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(now)))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Instant {
+        self.0.as_ref().map_or_else(Instant::now, |now| now())
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(given)"
+        } else {
+            "Clock(system)"
+        })
+    }
 }
 
 fn default_permissions_claim() -> String {
@@ -262,6 +294,7 @@ impl JwtSettings {
             leeway_secs: default_leeway_secs(),
             allow_wildcard_namespace: false,
             min_refetch_secs: default_min_refetch_secs(),
+            clock: Clock::default(),
         }
     }
 }
