@@ -36,7 +36,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     // The real Python stack decodes what our codecs write.
     crate::vectors::check_rust()?;
     // The real Temporal CLI, dev server, Web UI and Python SDK.
-    crate::conformance::run()?;
+    crate::conformance::run(crate::conformance::Stages::All)?;
     // Last (it builds the release binary): hostile clients, with bounds on
     // memory and time.
     crate::soak::run(&[])?;

@@ -9,23 +9,31 @@
 //! codec; runs the official Rust SDK's worker and starter with our codec
 //! (`crates/temporal-sdk-codec/examples`) and has them exchange encrypted
 //! payloads with the Python SDK; then checks what the real CLI and a real
-//! browser show. Prints `N passed, N failed` and fails on any failure.
-//! Artifacts (logs, the Web UI screenshot) go to `target/conformance/`.
+//! browser show; last, external storage (claim check): moto's S3 server,
+//! the Python SDK's S3 driver and a Codec Server that offloads to and
+//! resolves from the same bucket. Prints `N passed, N failed` and fails on
+//! any failure. Artifacts (logs, the Web UI screenshot) go to
+//! `target/conformance/`. `cargo xtask conformance storage` runs the
+//! storage stage alone (no browser, no Rust SDK build).
 //!
 //! By stage: `process.rs` (children, ports, the browser), `setup.rs` (keyring
 //! and configurations), `stack.rs` (what the checks run against),
-//! `checks.rs` and `rust_sdk.rs` (the checks), `history.rs` (reading
-//! exported histories).
+//! `checks.rs`, `rust_sdk.rs` and `storage.rs` (the checks), `history.rs`
+//! (reading exported histories), `http.rs` and `payloads.rs` (direct calls to
+//! our server and their payloads).
 
 mod checks;
 mod history;
+mod http;
+mod payloads;
 mod process;
 mod rust_sdk;
 mod setup;
 mod stack;
+mod storage;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -82,16 +90,36 @@ fn expect_all(haystack: &str, needles: &[&str], absent: &[&str]) -> anyhow::Resu
     Ok(format!("shows {needles:?}"))
 }
 
-pub(crate) fn run() -> anyhow::Result<()> {
+/// What a run checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stages {
+    /// Every check.
+    All,
+    /// External storage only: no browser, no Rust SDK examples.
+    Storage,
+}
+
+pub(crate) fn run(stages: Stages) -> anyhow::Result<()> {
     let root = project::root();
     let artifacts = root.join("target/conformance");
     fs::create_dir_all(&artifacts)?;
     let venv = project::venv("conformance-venv", "xtask/conformance/requirements.txt")?;
-    let chromium = chromium()?;
-    build(&root)?;
+    // The storage stage alone never starts the browser.
+    let chromium = match stages {
+        Stages::All => chromium()?,
+        Stages::Storage => PathBuf::from("chromium"),
+    };
+    build(&root, stages == Stages::All)?;
     let work = tempdir_in(&artifacts, "run")?;
     let (stack, running) = start(&root, &venv, &work, &artifacts, chromium)?;
-    let report = checks::all(&stack);
+    let report = match stages {
+        Stages::All => checks::all(&stack),
+        Stages::Storage => {
+            let mut report = Report::default();
+            storage::all(&stack, &mut report);
+            report
+        }
+    };
     eprintln!("artifacts (logs, screenshots): {}", artifacts.display());
     drop(running);
     println!(
@@ -105,12 +133,12 @@ pub(crate) fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds our `codec-server` and the Rust SDK examples (a subprocess
-/// build: xtask does not depend on the SDK). `--workspace` resolves
-/// features as `cargo test --workspace` does, so after it (as in `cargo
-/// xtask ci`) nothing is recompiled; `-p temporal-sdk-codec` would rebuild
-/// much of the SDK with other features.
-fn build(root: &Path) -> anyhow::Result<()> {
+/// Builds our `codec-server` and (with `examples`) the Rust SDK examples (a
+/// subprocess build: xtask does not depend on the SDK). `--workspace`
+/// resolves features as `cargo test --workspace` does, so after it (as in
+/// `cargo xtask ci`) nothing is recompiled; `-p temporal-sdk-codec` would
+/// rebuild much of the SDK with other features.
+fn build(root: &Path, examples: bool) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     project::run(Command::new(&cargo).current_dir(root).args([
         "build",
@@ -120,6 +148,9 @@ fn build(root: &Path) -> anyhow::Result<()> {
         "--bin",
         "codec-server",
     ]))?;
+    if !examples {
+        return Ok(());
+    }
     let started = Instant::now();
     project::run(Command::new(&cargo).current_dir(root).args([
         "build",
@@ -141,7 +172,7 @@ fn start(
     venv: &Path,
     work: &Path,
     artifacts: &Path,
-    chromium: std::path::PathBuf,
+    chromium: PathBuf,
 ) -> anyhow::Result<(Stack, [Running; 3])> {
     let codec_bin = root.join("target/debug/codec-server");
     let (frontend, ui, codec, secured) = (free_port()?, free_port()?, free_port()?, free_port()?);
@@ -193,6 +224,7 @@ fn start(
         artifacts: artifacts.to_path_buf(),
         keyring: work.join("keyring.toml"),
         rust_examples: root.join("target/debug/examples"),
+        codec_bin,
     };
     Ok((stack, [codec_server, secured_server, dev]))
 }

@@ -12,8 +12,9 @@
 //!   the Python check of our vectors, conformance, soak.
 //! - `bench`: the Codec Server against an echo server (the transport
 //!   ceiling) and a Python reference server, in one run.
-//! - `conformance`: the system against the real Temporal CLI, dev server,
-//!   Web UI (in Chromium) and Python SDK.
+//! - `conformance [storage]`: the system against the real Temporal CLI, dev
+//!   server, Web UI (in Chromium) and Python SDK, and external storage
+//!   against moto's S3 server (`storage`: that stage alone).
 //! - `soak`: hostile clients against the release Codec Server, each attack
 //!   with its bound on memory and time.
 
@@ -48,8 +49,9 @@ tasks:
   bench-small            quick check while working: small /decode against the
                          echo only, five rounds (needs the release binaries)
   histories              re-export the real encrypted histories payloadctl tests use
-  conformance            the system against the real temporal CLI, dev server,
-                         Web UI (in Chromium) and Python SDK
+  conformance [storage]  the system against the real temporal CLI, dev server,
+                         Web UI (in Chromium) and Python SDK, then external
+                         storage against moto's S3 (storage: that stage alone)
   soak [--binary PATH [--plain-config]]
                          hostile clients against the release Codec Server, with
                          bounds on memory and time (writes target/soak/latest.md)
@@ -74,7 +76,8 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         ["vectors", "--check-rust"] => vectors::check_rust(),
         ["ci"] => ci::run(),
         ["histories"] => histories::generate(),
-        ["conformance"] => conformance::run(),
+        ["conformance"] => conformance::run(conformance::Stages::All),
+        ["conformance", "storage"] => conformance::run(conformance::Stages::Storage),
         ["soak", options @ ..] => soak::run(options),
         ["bench"] => bench::run(),
         ["bench-small"] => bench::bench_small(),

@@ -18,12 +18,15 @@ use proptest::prelude::*;
 const THRESHOLD: usize = 1024;
 
 fn stage(dir: &Path) -> StorageCodec {
-    let keyring = Keyring::load(&test_support::write_sample_keyring(dir), &|_| None).unwrap();
+    let keyring = Keyring::load(&test_support::write_sample_keyring(dir), &|_| None)
+        .expect("the sample keyring loads");
     let chain = ChainBuilder::new().encrypt(Arc::new(keyring)).build();
     let mut settings = StorageSettings::new(DriverKind::Filesystem);
     settings.path = Some(dir.join("objects"));
     settings.threshold_bytes = THRESHOLD;
-    let storage = settings.build(&|_| None, &|p| p.to_path_buf()).unwrap();
+    let storage = settings
+        .build(&|_| None, &|p| p.to_path_buf())
+        .expect("a filesystem driver in a temporary folder builds");
     StorageCodec::new(Arc::new(chain), Arc::new(storage))
 }
 
@@ -39,7 +42,7 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap()
+        .expect("a current-thread runtime starts")
 }
 
 proptest! {

@@ -55,6 +55,33 @@ pub(super) fn wait_for_port(port: u16, what: &Running, timeout: Duration) -> any
     )
 }
 
+/// Like [`wait_for_port`], but fails at once (with the exit status) when
+/// the process ends before it listens.
+pub(super) fn wait_for_listener(
+    port: u16,
+    what: &mut Running,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    while Instant::now() < deadline {
+        if let Some(status) = what.child.try_wait()? {
+            bail!(
+                "{} exited with {status} before listening on port {port}",
+                what.name
+            );
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!(
+        "{} did not listen on port {port} within {timeout:?}",
+        what.name
+    )
+}
+
 /// The browser: `$CHROMIUM` if set, else Debian's `/usr/bin/chromium`,
 /// installed with apt-get when missing and running as root (as on CI here).
 pub(super) fn chromium() -> anyhow::Result<PathBuf> {

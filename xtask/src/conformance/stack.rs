@@ -27,6 +27,8 @@ pub(super) struct Stack {
     pub(super) keyring: PathBuf,
     /// `target/debug/examples/{worker,starter}` of `temporal-sdk-codec`.
     pub(super) rust_examples: PathBuf,
+    /// Our `codec-server` binary (the storage stage starts one more).
+    pub(super) codec_bin: PathBuf,
 }
 
 impl Stack {
