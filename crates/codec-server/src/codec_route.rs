@@ -27,6 +27,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, Method, header};
 use bytes::Bytes;
 use payload_converter::{Budget, PayloadCodec};
+use payload_storage::{Resolve, StorageCodec, StoreTarget};
 
 use crate::auth::Access;
 use crate::body::{RAW_PIECE, StreamedAnswer, parse_payloads, read_body, write_payloads};
@@ -260,9 +261,27 @@ async fn run(
         Access::Read
     };
     policy.auth.check(headers, namespace, access).await?;
-    if action == Action::Download {
-        return Err(ApiError::DownloadUnavailable);
-    }
+    let work = match (&policy.storage, action) {
+        (None, Action::Download) => return Err(ApiError::DownloadUnavailable),
+        (None, _) => Work::Chain(policy.codec.clone()),
+        (Some(storage), Action::Encode) => {
+            let target = if namespace.is_empty() {
+                StoreTarget::Unknown
+            } else {
+                StoreTarget::namespace(namespace)
+            };
+            Work::Storage(storage.for_target(target), Resolve::Always)
+        }
+        (Some(storage), Action::Download) => Work::Storage(storage.clone(), Resolve::Only),
+        (Some(storage), Action::Decode) if preserves_references(parts.uri.query()) => {
+            Work::Storage(storage.clone(), Resolve::Preserve)
+        }
+        (Some(storage), Action::Decode) => Work::Storage(storage.clone(), Resolve::Always),
+    };
+    // Fetching stored payloads happens once, with the full budget: a
+    // second try would fetch them again.
+    let fetches =
+        matches!(&work, Work::Storage(_, r) if *r != Resolve::Preserve) && action != Action::Encode;
 
     let limits = state.limits();
     stage.set(Stage::Body);
@@ -277,7 +296,7 @@ async fn run(
     stage.set(Stage::Waiting);
     let _processing = limits.processing_slot().await?;
     let job = Job {
-        codec: policy.codec.clone(),
+        work,
         action,
         max_payloads: limits.max_payloads,
         timeout_secs: limits.request_timeout.as_secs(),
@@ -285,11 +304,12 @@ async fn run(
     if body.len() <= INLINE_BODY {
         stage.set(Stage::Working);
         let inline_limit = match action {
+            _ if fetches => limits.max_decoded_bytes,
             Action::Decode | Action::Download if policy.may_inflate => INLINE_DECODED,
             _ => usize::MAX,
         };
         let budget = limits.budget(inline_limit);
-        if !policy.may_inflate || action == Action::Encode {
+        if !policy.may_inflate || action == Action::Encode || fetches {
             // Nothing to retry: the work is bounded by the body's size.
             let (count, result) = job.process(body, &budget).await;
             stats.payloads = count;
@@ -335,9 +355,26 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// What a request's payloads go through.
+enum Work {
+    /// The namespace's codec chain.
+    Chain(Arc<dyn PayloadCodec>),
+    /// The chain with external storage around it.
+    Storage(StorageCodec, Resolve),
+}
+
+/// Whether the query says `preserveStorageRefs=true` (the Web UI's flag:
+/// show references as they are, do not fetch them).
+fn preserves_references(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.eq_ignore_ascii_case("preserveStorageRefs=true"))
+    })
+}
+
 /// The codec work of one request.
 struct Job {
-    codec: Arc<dyn PayloadCodec>,
+    work: Work,
     action: Action,
     max_payloads: usize,
     timeout_secs: u64,
@@ -353,10 +390,15 @@ impl Job {
             Err(err) => return (0, Err(err)),
         };
         let count = payloads.len();
-        let out = if self.action == Action::Encode {
-            self.codec.encode_within(payloads, budget).await
-        } else {
-            self.codec.decode_within(payloads, budget).await
+        let out = match (&self.work, self.action) {
+            (Work::Chain(codec), Action::Encode) => codec.encode_within(payloads, budget).await,
+            (Work::Chain(codec), _) => codec.decode_within(payloads, budget).await,
+            (Work::Storage(storage, _), Action::Encode) => {
+                storage.encode_with(payloads, budget).await
+            }
+            (Work::Storage(storage, resolve), _) => {
+                storage.decode_with(payloads, budget, *resolve).await
+            }
         };
         let answer = match out {
             Ok(out) => {
@@ -405,6 +447,15 @@ mod tests {
         assert_eq!(action_of("decode"), None);
         assert_eq!(action_of("/x/undecode"), None);
         assert_eq!(action_of("/x/decode//"), Some(("/x", Action::Decode)));
+    }
+
+    #[test]
+    fn the_ui_flag_is_found_among_other_parameters() {
+        assert!(preserves_references(Some("preserveStorageRefs=true")));
+        assert!(preserves_references(Some("a=1&preserveStorageRefs=true")));
+        assert!(!preserves_references(Some("preserveStorageRefs=false")));
+        assert!(!preserves_references(Some("xpreserveStorageRefs=true")));
+        assert!(!preserves_references(None));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use payload_storage::StorageSettings;
 use serde::Deserialize;
 
 pub use payload_codecs::CodecName;
@@ -206,6 +207,11 @@ pub struct NamespaceConfig {
     /// Refuse this namespace entirely.
     #[serde(default)]
     pub refuse: bool,
+    /// External payload storage: `/decode` resolves references, `/download`
+    /// serves them, `/encode` offloads large payloads
+    /// (docs/storage.md).
+    #[serde(default)]
+    pub storage: Option<StorageSettings>,
 }
 
 fn default_chain() -> Vec<CodecName> {
@@ -296,6 +302,7 @@ impl Config {
                 chain: default_chain(),
                 auth: AuthConfig::None,
                 refuse: false,
+                storage: None,
             }),
             namespaces: BTreeMap::new(),
             base_dir: PathBuf::from("."),
@@ -434,6 +441,11 @@ impl Config {
             }
             if section.chain.contains(&CodecName::Encrypt) && section.keyring.is_none() {
                 return invalid(format!("[{name}] encrypts but names no `keyring` file"));
+            }
+            if let Some(storage) = &section.storage {
+                storage
+                    .validate()
+                    .or_else(|e| invalid(format!("[{name}.storage] {e}")))?;
             }
             let mut seen = Vec::new();
             for codec in &section.chain {

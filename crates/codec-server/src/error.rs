@@ -8,6 +8,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use payload_converter::{BudgetError, CodecErrorKind, PayloadCodecError};
+use payload_storage::StorageError;
 use serde::Serialize;
 
 /// An error answered to an HTTP client.
@@ -97,6 +98,15 @@ pub enum ApiError {
     /// A codec refused a payload (unknown key, corrupt data, limit).
     #[error("{0}")]
     Codec(PayloadCodecError),
+    /// External storage refused a reference: missing, corrupt, too large,
+    /// malformed, or a payload given to `/download` is not a reference.
+    #[error("{0}")]
+    Storage(PayloadCodecError),
+    /// The payload store cannot be reached now; the cause is logged.
+    #[error(
+        "the external payload store is unavailable; retry shortly (the server log has the cause)"
+    )]
+    StorageUnavailable(String),
     /// The request took longer than the configured timeout.
     #[error("request timed out after {0} seconds")]
     Timeout(u64),
@@ -154,6 +164,10 @@ impl ApiError {
                 }
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
+            ApiError::Storage(err) => storage_status(err),
+            ApiError::StorageUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
             ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -164,6 +178,13 @@ impl ApiError {
 impl ApiError {
     /// The error for a codec failure of a request with `timeout_secs`.
     pub(crate) fn from_codec(err: PayloadCodecError, timeout_secs: u64) -> Self {
+        match err.inner().downcast_ref::<StorageError>() {
+            Some(StorageError::Unavailable { .. }) => {
+                return ApiError::StorageUnavailable(err.to_string());
+            }
+            Some(StorageError::Budget(_)) | None => {}
+            Some(_) => return ApiError::Storage(err),
+        }
         match (err.kind(), budget_error(&err)) {
             (_, Some(BudgetError::Exceeded { limit })) => ApiError::DecodedTooLarge { limit },
             (CodecErrorKind::Busy, _) => ApiError::Overloaded,
@@ -174,6 +195,26 @@ impl ApiError {
     }
 }
 
+/// The status and code of a storage refusal.
+fn storage_status(err: &PayloadCodecError) -> (StatusCode, &'static str) {
+    match err.inner().downcast_ref::<StorageError>() {
+        Some(StorageError::Missing { .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "stored_payload_missing")
+        }
+        Some(StorageError::Corrupt { .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "stored_payload_corrupt")
+        }
+        Some(StorageError::TooLarge { .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "stored_payload_too_large")
+        }
+        Some(StorageError::UnknownDriver(..)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "unknown_storage_driver")
+        }
+        Some(StorageError::NotAReference(_)) => (StatusCode::BAD_REQUEST, "not_a_reference"),
+        _ => (StatusCode::BAD_REQUEST, "invalid_reference"),
+    }
+}
+
 /// The budget refusal behind a codec error, if that is what it is: from a
 /// chain (between codecs) or from one of our codecs.
 fn budget_error(err: &PayloadCodecError) -> Option<BudgetError> {
@@ -181,7 +222,10 @@ fn budget_error(err: &PayloadCodecError) -> Option<BudgetError> {
     inner.downcast_ref::<BudgetError>().copied().or_else(|| {
         match inner.downcast_ref::<payload_codecs::CodecError>() {
             Some(payload_codecs::CodecError::Budget(budget)) => Some(*budget),
-            _ => None,
+            _ => match inner.downcast_ref::<StorageError>() {
+                Some(StorageError::Budget(budget)) => Some(*budget),
+                _ => None,
+            },
         }
     })
 }
@@ -193,6 +237,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error answering a request");
                 OPAQUE_DETAIL.to_owned()
+            }
+            ApiError::StorageUnavailable(cause) => {
+                tracing::warn!(%cause, "external storage unavailable");
+                self.to_string()
             }
             ApiError::Codec(err) if status.is_server_error() => {
                 tracing::error!(cause = %err, "codec failed answering a request");

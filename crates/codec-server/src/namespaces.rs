@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use payload_codecs::{ChainBuilder, ChainError, Keyring, KeyringError};
+use payload_storage::StorageCodec;
 
 use crate::auth::{Auth, BadTokenHash, BearerTokens, JwtAuth};
 use crate::config::{AuthConfig, CodecName, Config, NamespaceConfig};
@@ -32,6 +33,14 @@ pub enum BuildError {
         section: String,
         /// Why.
         source: ChainError,
+    },
+    /// The storage section cannot be used (or its client set up).
+    #[error("[{section}.storage] {source}")]
+    Storage {
+        /// The config section.
+        section: String,
+        /// Why.
+        source: payload_storage::SettingsError,
     },
     /// A bearer token hash is malformed.
     #[error("[{section}] auth: {source}")]
@@ -90,8 +99,23 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
             ),
             AuthConfig::Jwt(settings) => Auth::Jwt(JwtAuth::new(settings.clone())),
         };
+        let codec: Arc<dyn payload_converter::PayloadCodec> = Arc::new(chain);
+        let storage = match &ns.storage {
+            Some(settings) => {
+                let storage =
+                    settings
+                        .build(&env, &|path| config.resolve(path))
+                        .map_err(|source| BuildError::Storage {
+                            section: section.to_owned(),
+                            source,
+                        })?;
+                Some(StorageCodec::new(codec.clone(), Arc::new(storage)))
+            }
+            None => None,
+        };
         Ok(NamespacePolicy {
-            codec: Arc::new(chain),
+            codec,
+            storage,
             may_inflate: ns
                 .chain
                 .iter()
@@ -128,6 +152,7 @@ mod tests {
             chain: vec![CodecName::Zstd, CodecName::Encrypt],
             auth: AuthConfig::None,
             refuse: false,
+            storage: None,
         });
         let err = build_namespaces(&config).unwrap_err();
         assert!(

@@ -28,6 +28,9 @@ pub struct NamespacePolicy {
     pub may_inflate: bool,
     /// Who may call.
     pub auth: Auth,
+    /// The chain with external storage around it, when the namespace has a
+    /// `storage` section.
+    pub storage: Option<payload_storage::StorageCodec>,
 }
 
 /// Namespace → policy, with an optional default and refused names.

@@ -19,6 +19,7 @@ async fn secured() -> TestServer {
                     read_only_token_sha256: vec![hash_token("ro-token")],
                 },
                 refuse: false,
+                storage: None,
             },
         );
         c.namespaces.insert(
@@ -28,6 +29,7 @@ async fn secured() -> TestServer {
                 chain: Vec::new(),
                 auth: AuthConfig::None,
                 refuse: true,
+                storage: None,
             },
         );
     })

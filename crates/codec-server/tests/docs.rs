@@ -156,6 +156,7 @@ async fn doc_server() -> TestServer {
                     read_only_token_sha256: Vec::new(),
                 },
                 refuse: false,
+                storage: None,
             },
         );
     })

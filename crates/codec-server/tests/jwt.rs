@@ -184,6 +184,7 @@ async fn server_with_clock(jwks_url: &str, min_refetch_secs: u64, clock: &TestCl
                 chain: vec![CodecName::Encrypt],
                 auth,
                 refuse: false,
+                storage: None,
             },
         );
     })
@@ -530,6 +531,7 @@ async fn waiting_for_the_jwks_ends_with_the_request_timeout() {
                 chain: vec![CodecName::Encrypt],
                 auth,
                 refuse: false,
+                storage: None,
             },
         );
     })

@@ -12,5 +12,6 @@ mod hostile;
 mod http;
 mod jwt;
 mod stateless;
+mod storage;
 mod tls;
 mod util;
