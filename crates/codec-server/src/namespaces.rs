@@ -119,7 +119,7 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
             may_inflate: ns
                 .chain
                 .iter()
-                .any(|name| matches!(name, CodecName::Zstd | CodecName::Zlib)),
+                .any(|name| matches!(name, CodecName::Zstd | CodecName::Zlib | CodecName::Gzip)),
             auth,
         })
     };

@@ -163,7 +163,11 @@ async fn an_unreachable_store_answers_503_and_the_server_stays_up() {
         size_bytes: Some(300_000),
     }
     .to_payload();
-    let answer = post(&server.url("/download"), body_of(std::slice::from_ref(&reference))).await;
+    let answer = post(
+        &server.url("/download"),
+        body_of(std::slice::from_ref(&reference)),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(&answer), "storage_unavailable");
     let health = request(Method::GET, &server.url("/healthz"), &[], Vec::new()).await;

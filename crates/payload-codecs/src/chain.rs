@@ -15,6 +15,7 @@ use std::sync::Arc;
 use payload_converter::{CodecChain, PayloadCodec};
 
 use crate::aes_gcm::AesGcmCodec;
+use crate::gzip::GzipCodec;
 use crate::keyring::Keyring;
 use crate::zlib::ZlibCodec;
 use crate::zstd::ZstdCodec;
@@ -29,11 +30,19 @@ pub enum CodecName {
     Zstd,
     /// Go-compatible zlib compression (`binary/zlib`).
     Zlib,
+    /// gzip compression (`binary/gzip`), as the Python external storage
+    /// sample writes it.
+    Gzip,
 }
 
 impl CodecName {
     /// Every name, in the order help texts list them.
-    pub const ALL: [CodecName; 3] = [CodecName::Encrypt, CodecName::Zstd, CodecName::Zlib];
+    pub const ALL: [CodecName; 4] = [
+        CodecName::Encrypt,
+        CodecName::Zstd,
+        CodecName::Zlib,
+        CodecName::Gzip,
+    ];
 
     /// The name as users write it.
     pub fn as_str(self) -> &'static str {
@@ -41,6 +50,7 @@ impl CodecName {
             CodecName::Encrypt => "encrypt",
             CodecName::Zstd => "zstd",
             CodecName::Zlib => "zlib",
+            CodecName::Gzip => "gzip",
         }
     }
 }
@@ -53,7 +63,7 @@ impl fmt::Display for CodecName {
 
 /// A name that is not a codec's.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown codec `{0}`; the codecs are encrypt, zstd and zlib")]
+#[error("unknown codec `{0}`; the codecs are encrypt, zstd, zlib and gzip")]
 pub struct UnknownCodec(String);
 
 impl FromStr for CodecName {
@@ -163,6 +173,7 @@ impl ChainBuilder {
                 }
                 CodecName::Zstd => builder.compress_zstd(ZstdCodec::new()),
                 CodecName::Zlib => builder.compress_zlib(ZlibCodec::new()),
+                CodecName::Gzip => builder.then(GzipCodec::new()),
             };
         }
         Ok(builder.build())
@@ -201,15 +212,18 @@ mod tests {
         let out = encode(&chain, vec![compressible()]);
         assert_eq!(out[0].encoding(), Some(ENCODING_ENCRYPTED));
         assert_eq!(decode(&chain, out).unwrap(), [compressible()]);
-        let parsed: Vec<CodecName> = ["encrypt", "zstd", "zlib"]
+        let parsed: Vec<CodecName> = ["encrypt", "zstd", "zlib", "gzip"]
             .iter()
             .map(|n| n.parse().unwrap())
             .collect();
         assert_eq!(parsed, CodecName::ALL);
         assert_eq!(
-            "gzip".parse::<CodecName>().unwrap_err().to_string(),
-            "unknown codec `gzip`; the codecs are encrypt, zstd and zlib"
+            "brotli".parse::<CodecName>().unwrap_err().to_string(),
+            "unknown codec `brotli`; the codecs are encrypt, zstd, zlib and gzip"
         );
+        let gzip = ChainBuilder::from_names(&[CodecName::Gzip], None).unwrap();
+        let out = encode(&gzip, vec![compressible()]);
+        assert_eq!(out[0].encoding(), Some(crate::ENCODING_GZIP));
     }
 
     #[test]

@@ -57,6 +57,7 @@ mod aes_gcm;
 mod chain;
 mod compressed;
 mod error;
+mod gzip;
 mod keyring;
 mod zlib;
 mod zstd;
@@ -64,6 +65,7 @@ mod zstd;
 #[cfg(test)]
 mod test_support;
 
+pub use crate::gzip::{ENCODING_GZIP, GzipCodec};
 pub use crate::zlib::{DEFAULT_ZLIB_LEVEL, ENCODING_ZLIB, ZlibCodec};
 pub use crate::zstd::{DEFAULT_ZSTD_LEVEL, DEFAULT_ZSTD_MIN_SIZE, ENCODING_ZSTD, ZstdCodec};
 pub use aes_gcm::{AesGcmCodec, ENCODING_ENCRYPTED, METADATA_ENCRYPTION_KEY_ID};

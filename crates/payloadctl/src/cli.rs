@@ -107,6 +107,7 @@ pub(crate) fn codec_names() -> impl clap::builder::TypedValueParser<Value = Code
             CodecName::Encrypt => "AES-256-GCM with the keyring's active key (`binary/encrypted`)",
             CodecName::Zstd => "zstd compression (`binary/zstd`)",
             CodecName::Zlib => "Go-compatible zlib compression (`binary/zlib`)",
+            CodecName::Gzip => "gzip compression (`binary/gzip`), as the Python storage sample",
         })
     });
     use clap::builder::TypedValueParser as _;
