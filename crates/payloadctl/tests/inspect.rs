@@ -83,3 +83,54 @@ fn json_output_and_missing_keys() {
         out.stdout
     );
 }
+
+#[test]
+fn storage_references_are_shown_not_fetched() {
+    // A reference as the Python SDK's S3 driver writes it, and a malformed one.
+    let reference = serde_json::json!({
+        "driverName": "aws.s3driver",
+        "claimData": {
+            "bucket": "temporal-payloads",
+            "key": "v0/ns/default/wt/W/wi/1/ri/r/d/sha256/ab",
+            "hash_algorithm": "sha256",
+            "hash_value": "ab",
+        },
+    });
+    let b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let body = serde_json::json!({ "payloads": [
+        {
+            "metadata": {
+                "encoding": b64(b"json/protobuf"),
+                "messageType": b64(b"temporal.api.sdk.v1.ExternalStorageReference"),
+            },
+            "data": b64(reference.to_string().as_bytes()),
+            "externalPayloads": [{ "sizeBytes": "1048600" }],
+        },
+        {
+            "metadata": {
+                "encoding": b64(b"json/protobuf"),
+                "messageType": b64(b"temporal.api.sdk.v1.ExternalStorageReference"),
+            },
+            "data": b64(b"{\"driverName\":"),
+        },
+    ]});
+    let out = crate::util::run_with_stdin(&["inspect"], body.to_string().as_bytes()).expect_code(1);
+    let first = out.stdout.lines().nth(1).unwrap();
+    assert!(
+        first.ends_with(
+            "stored externally: aws.s3driver temporal-payloads/v0/ns/default/wt/W/wi/1/ri/r/d/sha256/ab, 1048600 bytes"
+        ),
+        "{first}"
+    );
+    let second = out.stdout.lines().nth(2).unwrap();
+    assert!(second.contains("malformed storage reference"), "{second}");
+    let out = crate::util::run_with_stdin(
+        &["inspect", "--output", "json"],
+        body.to_string().as_bytes(),
+    )
+    .expect_code(1);
+    assert_eq!(out.json()[0]["reference"]["size_bytes"], 1_048_600);
+}

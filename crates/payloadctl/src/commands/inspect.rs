@@ -10,6 +10,7 @@ use payload_converter::encoding::{
     BINARY_NULL, BINARY_PLAIN, BINARY_PROTOBUF, JSON_PROTOBUF, METADATA_MESSAGE_TYPE,
 };
 use payload_proto::temporal::api::common::v1::Payload;
+use payload_storage::StorageReference;
 use serde::Serialize;
 
 use crate::cli::{KeyringArgs, OutputFormat};
@@ -25,7 +26,8 @@ use crate::{input, output, payloads};
 /// outermost first (e.g. binary/encrypted(key=k1) > binary/zstd >
 /// json/plain), its size on the wire and once decoded, and the type of the
 /// decoded value (string, number, object, ...) when the keyring can decode
-/// it. Exits 1 when some payload cannot be decoded, e.g. its key is not in
+/// it. An external storage reference is shown with its driver, bucket, key
+/// and size, and not fetched. Exits 1 when some payload cannot be decoded, e.g. its key is not in
 /// the keyring.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -60,9 +62,54 @@ struct Row {
     /// The decoded value's type, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     value_type: Option<String>,
+    /// Where the payload is, when it is an external storage reference
+    /// (shown, never fetched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<Reference>,
     /// Why the payload could not be decoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// An external storage reference, as `inspect` shows it.
+#[derive(Debug, Serialize)]
+struct Reference {
+    driver: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bucket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    /// The stored payload's serialized size, as the reference says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_bytes: Option<u64>,
+}
+
+impl Reference {
+    /// The reference `payload` is, or a note on why it cannot be read.
+    fn of(payload: &Payload) -> Option<Result<Self, String>> {
+        match StorageReference::from_payload(payload) {
+            Ok(Some(r)) => Some(Ok(Reference {
+                bucket: r.claim.get("bucket").map(str::to_owned),
+                key: r.claim.get("key").map(str::to_owned),
+                driver: r.driver_name,
+                size_bytes: r.size_bytes,
+            })),
+            Ok(None) => None,
+            Err(e) => Some(Err(format!("malformed storage reference: {e}"))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let place = match (&self.bucket, &self.key) {
+            (Some(bucket), Some(key)) => format!(" {bucket}/{key}"),
+            (None, Some(key)) => format!(" {key}"),
+            _ => String::new(),
+        };
+        let size = self
+            .size_bytes
+            .map_or_else(String::new, |n| format!(", {n} bytes"));
+        format!("stored externally: {}{place}{size}", self.driver)
+    }
 }
 
 /// Runs `payloadctl inspect`.
@@ -76,7 +123,15 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
         let mut rows = Vec::with_capacity(found.len());
         for item in &found {
             let stored_bytes = prost::Message::encoded_len(&item.payload);
-            let peeled = layers.peel(item.payload.clone()).await;
+            let mut peeled = layers.peel(item.payload.clone()).await;
+            let reference = match Reference::of(&peeled.payload) {
+                Some(Ok(reference)) => Some(reference),
+                Some(Err(error)) => {
+                    peeled.error.get_or_insert(error);
+                    None
+                }
+                None => None,
+            };
             rows.push(Row {
                 path: item.path.to_string(),
                 chain: peeled.layers.iter().map(ToString::to_string).collect(),
@@ -92,6 +147,7 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
                     .is_none()
                     .then(|| value_type(&peeled.payload))
                     .flatten(),
+                reference,
                 error: peeled.error,
             });
         }
@@ -148,6 +204,11 @@ fn table(rows: &[Row]) -> String {
                 },
                 match (&r.error, &r.value_type) {
                     (Some(err), _) => format!("cannot decode: {err}"),
+                    (None, _) if r.reference.is_some() => r
+                        .reference
+                        .as_ref()
+                        .map(Reference::describe)
+                        .unwrap_or_default(),
                     (None, Some(t)) => t.clone(),
                     (None, None) => "-".to_owned(),
                 },
