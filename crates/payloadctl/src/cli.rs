@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use payload_codecs::CodecName;
 
@@ -71,6 +71,35 @@ impl KeyringArgs {
             Some(path) => Ok(path),
             None => bail!("no keyring file given: pass --keyring PATH or set PAYLOADCTL_KEYRING"),
         }
+    }
+}
+
+/// Where externally stored payloads are, to resolve references locally.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StorageArgs {
+    /// Resolve external storage references with this store: a TOML file
+    /// with the keys of the Codec Server's `storage` section (driver,
+    /// bucket, region, endpoint, path, ...; docs/storage.md). Credentials
+    /// come from the standard AWS or Google variables.
+    #[arg(long, value_name = "FILE", env = "PAYLOADCTL_STORAGE")]
+    pub(crate) storage: Option<PathBuf>,
+}
+
+impl StorageArgs {
+    /// The storage the file describes, if one is given.
+    pub(crate) fn load(&self) -> anyhow::Result<Option<payload_storage::ExternalStorage>> {
+        let Some(path) = &self.storage else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the storage file {}", path.display()))?;
+        let settings: payload_storage::StorageSettings = toml::from_str(&text)
+            .with_context(|| format!("{} is not a storage section", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let storage = settings
+            .build(&|name| std::env::var(name).ok(), &|p| base.join(p))
+            .with_context(|| format!("{}", path.display()))?;
+        Ok(Some(storage))
     }
 }
 

@@ -19,8 +19,10 @@ use payload_codecs::{
     AesGcmCodec, ChainBuilder, CodecName, ENCODING_ENCRYPTED, ENCODING_ZLIB, ENCODING_ZSTD,
     Keyring, METADATA_ENCRYPTION_KEY_ID, ZlibCodec, ZstdCodec,
 };
-use payload_converter::{CodecChain, CodecErrorKind, PayloadCodec, PayloadExt as _};
+use payload_converter::{Budget, CodecChain, CodecErrorKind, PayloadCodec, PayloadExt as _};
 use payload_proto::temporal::api::common::v1::Payload;
+use payload_storage::ExternalStorage;
+use payload_storage::reference::is_reference;
 
 use crate::cli::{KeyringArgs, RemoteArgs};
 
@@ -196,7 +198,8 @@ impl Layers {
 /// result per payload so that one bad payload does not hide the others.
 #[derive(Debug)]
 pub(crate) enum Decoder {
-    Local(Layers),
+    /// The keyring's codecs, and a store to resolve references with.
+    Local(Layers, Option<Box<ExternalStorage>>),
     Remote(Box<RemotePayloadCodec>),
 }
 
@@ -209,7 +212,22 @@ impl Decoder {
     ) -> anyhow::Result<Self> {
         match &remote.remote {
             Some(url) => Ok(Decoder::Remote(Box::new(remote_codec(url, remote)?))),
-            None => Ok(Decoder::Local(Layers::new(keyring, only)?)),
+            None => Ok(Decoder::Local(Layers::new(keyring, only)?, None)),
+        }
+    }
+
+    /// Resolves external storage references with `storage` before
+    /// decoding (local decoding only: a Codec Server resolves them itself).
+    pub(crate) fn with_storage(self, storage: Option<ExternalStorage>) -> anyhow::Result<Self> {
+        match (self, storage) {
+            (decoder, None) => Ok(decoder),
+            (Decoder::Local(layers, _), Some(storage)) => {
+                Ok(Decoder::Local(layers, Some(Box::new(storage))))
+            }
+            (Decoder::Remote(_), Some(_)) => Err(anyhow!(
+                "--storage is for local decoding; with --remote the Codec Server resolves \
+                 references with its own storage section"
+            )),
         }
     }
 
@@ -221,9 +239,21 @@ impl Decoder {
         batch: Vec<Payload>,
     ) -> anyhow::Result<Vec<Result<Payload, String>>> {
         match self {
-            Decoder::Local(layers) => {
+            Decoder::Local(layers, storage) => {
                 let mut out = Vec::with_capacity(batch.len());
                 for payload in batch {
+                    let payload = match storage {
+                        Some(storage) if is_reference(&payload) => {
+                            match storage.resolve(vec![payload], &Budget::unlimited()).await {
+                                Ok(mut resolved) => resolved.remove(0),
+                                Err(err) => {
+                                    out.push(Err(err.to_string()));
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => payload,
+                    };
                     let peeled = layers.peel(payload).await;
                     out.push(match peeled.error {
                         None => Ok(peeled.payload),

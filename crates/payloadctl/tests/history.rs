@@ -226,3 +226,72 @@ fn a_malformed_export_names_the_json_path() {
     let out = run_with_stdin(&["decode-history", "-"], b"{\"events\": [").expect_code(2);
     assert!(out.stderr.contains("is not valid JSON"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn decode_history_resolves_references_with_a_storage_file() {
+    use payload_converter::{PayloadCodec, PayloadExt as _};
+    use payload_storage::{DriverKind, StorageSettings, StoreTarget};
+
+    let dir = tempfile::tempdir().unwrap();
+    let keyring_path = crate::util::sample_keyring(dir.path());
+    let keyring = payload_codecs::Keyring::load(&keyring_path, &|_| None).unwrap();
+    let chain = payload_codecs::ChainBuilder::new()
+        .encrypt(std::sync::Arc::new(keyring))
+        .build();
+    let value = payload_proto::temporal::api::common::v1::Payload::with_encoding(
+        "json/plain",
+        br#""kept-in-the-store""#.to_vec(),
+    );
+    let encrypted = chain.encode(vec![value]).await.unwrap();
+    let mut settings = StorageSettings::new(DriverKind::Filesystem);
+    settings.path = Some(dir.path().join("objects"));
+    settings.threshold_bytes = 0;
+    let storage = settings.build(&|_| None, &|p| p.to_path_buf()).unwrap();
+    let references = storage
+        .offload(&StoreTarget::namespace("default"), encrypted)
+        .await
+        .unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(
+        &body,
+        serde_json::to_vec(&payload_proto::temporal::api::common::v1::Payloads {
+            payloads: references.clone(),
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("storage.toml"),
+        "driver = \"filesystem\"\npath = \"objects\"\n",
+    )
+    .unwrap();
+    let storage_file = dir.path().join("storage.toml");
+    let args = [
+        "decode-history",
+        crate::util::str_path(&body),
+        "--keyring",
+        crate::util::str_path(&keyring_path),
+        "--storage",
+        crate::util::str_path(&storage_file),
+        "--show-values",
+    ];
+    let out = crate::util::run(&args).expect_code(0);
+    assert!(out.stdout.contains("kept-in-the-store"), "{}", out.stdout);
+
+    // Without the store the reference stays; with a tampered object the
+    // payload is reported and left as it was.
+    let plain = crate::util::run(&args[..4]).expect_code(0);
+    assert!(!plain.stdout.contains("kept-in-the-store"));
+    let reference = payload_storage::StorageReference::from_payload(&references[0])
+        .unwrap()
+        .unwrap();
+    let object = dir
+        .path()
+        .join("objects")
+        .join(reference.claim.get("key").unwrap());
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&object, bytes).unwrap();
+    let out = crate::util::run(&args).expect_code(1);
+    assert!(out.stderr.contains("integrity check"), "{}", out.stderr);
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::cli::{KeyringArgs, RemoteArgs};
+use crate::cli::{KeyringArgs, RemoteArgs, StorageArgs};
 use crate::codecs::Decoder;
 use crate::commands::{Outcome, runtime};
 use crate::document::Json;
@@ -25,7 +25,8 @@ use crate::{batches, failures, input, output, payloads};
 /// results, memos, headers, signals, markers, failure details and encoded
 /// attributes, at any depth of any event type) and writes the same document
 /// decoded, with failure messages and stack traces restored from their
-/// encoded attributes. Payloads that cannot be decoded are left as they were,
+/// encoded attributes. External storage references are resolved with
+/// --storage (or by the server with --remote). Payloads that cannot be decoded are left as they were,
 /// reported on stderr with their JSON path, and make the exit status 1.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -33,6 +34,7 @@ Examples:
   temporal workflow show -w order-42 -o json > order-42.json
   payloadctl decode-history order-42.json --keyring keyring.toml -o order-42.decoded.json
   payloadctl decode-history order-42.json --remote http://127.0.0.1:8888 --namespace prod
+  payloadctl decode-history order-42.json --keyring keyring.toml --storage s3.toml
   temporal workflow show -w order-42 -o json | payloadctl decode-history - --show-values | jq '.events[0]'")]
 pub(crate) struct DecodeHistoryArgs {
     /// The exported history ("-": stdin).
@@ -50,6 +52,8 @@ pub(crate) struct DecodeHistoryArgs {
     keyring: KeyringArgs,
     #[command(flatten)]
     remote: RemoteArgs,
+    #[command(flatten)]
+    storage: StorageArgs,
 }
 
 /// Runs `payloadctl decode-history`.
@@ -62,7 +66,9 @@ pub(crate) fn run(args: DecodeHistoryArgs) -> anyhow::Result<Outcome> {
         )
     })?;
     let found = payloads::find(&doc).with_context(|| format!("in {}", input.name))?;
-    let decoder = Arc::new(Decoder::from_args(&args.keyring, &args.remote, &[])?);
+    let decoder = Arc::new(
+        Decoder::from_args(&args.keyring, &args.remote, &[])?.with_storage(args.storage.load()?)?,
+    );
     let originals: Vec<_> = found.iter().map(|f| f.payload.clone()).collect();
     let results = runtime()?.block_on(batches::decode_all(decoder, originals))?;
 
