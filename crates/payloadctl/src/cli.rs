@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use payload_codecs::CodecName;
 
+use crate::commands::check_references::CheckReferencesArgs;
 use crate::commands::decode::DecodeArgs;
 use crate::commands::decode_history::DecodeHistoryArgs;
 use crate::commands::encode::EncodeArgs;
@@ -53,6 +54,7 @@ pub(crate) enum Command {
     DecodeHistory(DecodeHistoryArgs),
     Inspect(InspectArgs),
     Probe(ProbeArgs),
+    CheckReferences(CheckReferencesArgs),
 }
 
 /// Where the keyring file is.

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its arguments and a
 //! `run(args) -> anyhow::Result<Outcome>`.
 
+pub(crate) mod check_references;
 pub(crate) mod decode;
 pub(crate) mod decode_history;
 pub(crate) mod encode;
@@ -46,6 +47,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::DecodeHistory(args) => decode_history::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::CheckReferences(args) => check_references::run(args),
     }
 }
 

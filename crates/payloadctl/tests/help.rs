@@ -3,7 +3,7 @@
 
 use crate::util::run;
 
-const COMMANDS: [&[&str]; 12] = [
+const COMMANDS: [&[&str]; 13] = [
     &[],
     &["keys"],
     &["keys", "generate"],
@@ -13,6 +13,7 @@ const COMMANDS: [&[&str]; 12] = [
     &["keys", "retire"],
     &["encode"],
     &["decode"],
+    &["check-references"],
     &["decode-history"],
     &["inspect"],
     &["probe"],

@@ -294,4 +294,68 @@ async fn decode_history_resolves_references_with_a_storage_file() {
     std::fs::write(&object, bytes).unwrap();
     let out = crate::util::run(&args).expect_code(1);
     assert!(out.stderr.contains("integrity check"), "{}", out.stderr);
+
+    // check-references says which reference is bad, without a key.
+    let check = [
+        "check-references",
+        crate::util::str_path(&body),
+        "--storage",
+        crate::util::str_path(&storage_file),
+    ];
+    let out = crate::util::run(&check).expect_code(1);
+    assert!(
+        out.stdout.starts_with("$.payloads[0]  the stored payload"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("integrity check"), "{}", out.stdout);
+    std::fs::remove_file(&object).unwrap();
+    let out = crate::util::run(&check).expect_code(1);
+    assert!(out.stdout.contains("is not in"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("1 references checked, 1 missing, corrupt or malformed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn check_references_passes_intact_references_and_needs_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings =
+        payload_storage::StorageSettings::new(payload_storage::DriverKind::Filesystem);
+    settings.path = Some(dir.path().join("objects"));
+    settings.threshold_bytes = 0;
+    let storage = settings.build(&|_| None, &|p| p.to_path_buf()).unwrap();
+    let value = <payload_proto::temporal::api::common::v1::Payload as payload_converter::PayloadExt>::with_encoding(
+        "json/plain",
+        b"1".to_vec(),
+    );
+    let references = storage
+        .offload(&payload_storage::StoreTarget::Unknown, vec![value])
+        .await
+        .unwrap();
+    let body = serde_json::to_vec(&payload_proto::temporal::api::common::v1::Payloads {
+        payloads: references,
+    })
+    .unwrap();
+    std::fs::write(
+        dir.path().join("storage.toml"),
+        "driver = \"filesystem\"\npath = \"objects\"\n",
+    )
+    .unwrap();
+    let storage_file = dir.path().join("storage.toml");
+    let out = crate::util::run_with_stdin(
+        &[
+            "check-references",
+            "--storage",
+            crate::util::str_path(&storage_file),
+        ],
+        &body,
+    )
+    .expect_code(0);
+    assert_eq!(out.stdout, "$.payloads[0]  ok\n");
+    let out = crate::util::run_with_stdin(&["check-references"], &body).expect_code(2);
+    assert!(out.stderr.contains("--storage"), "{}", out.stderr);
 }
