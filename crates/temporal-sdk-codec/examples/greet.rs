@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use payload_codecs::{ChainBuilder, Keyring, ZstdCodec};
-use payload_converter::PayloadCodec as _;
+use payload_converter::PayloadCodec;
+use payload_storage::{ExternalStorage, StorageCodec, StorageSettings};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -36,6 +37,11 @@ pub struct Connect {
     /// Compress each payload with zstd before encrypting it.
     #[arg(long)]
     pub zstd: bool,
+    /// Offload large payloads to external storage and resolve references,
+    /// as the other SDKs do: a TOML file with the Codec Server's `storage`
+    /// keys (`docs/storage.md`).
+    #[arg(long, value_name = "FILE")]
+    pub storage: Option<PathBuf>,
 }
 
 impl Connect {
@@ -51,10 +57,19 @@ impl Connect {
         }
         let chain = chain.encrypt(Arc::new(keyring)).build();
         eprintln!("codec: {} (outermost first)", chain.name());
+        let mut codec: Arc<dyn PayloadCodec> = Arc::new(chain);
+        if let Some(path) = &self.storage {
+            let storage = load_storage(path)?;
+            eprintln!(
+                "external storage: payloads of {} bytes or more are offloaded",
+                storage.threshold()
+            );
+            codec = Arc::new(StorageCodec::new(codec, Arc::new(storage)));
+        }
 
         // The one line that adds payloadkit's codec to the SDK:
         let options = ClientOptions::new(self.namespace.as_str())
-            .data_converter(temporal_sdk_codec::data_converter(chain))
+            .data_converter(temporal_sdk_codec::data_converter(codec))
             .build();
 
         let url: Url = format!("http://{}", self.address)
@@ -65,6 +80,22 @@ impl Connect {
             .with_context(|| format!("connecting to Temporal at {}", self.address))?;
         Client::new(connection, options).context("creating the Temporal client")
     }
+}
+
+/// The external storage a `storage` TOML file describes (credentials from
+/// the standard AWS or Google variables).
+fn load_storage(path: &std::path::Path) -> anyhow::Result<ExternalStorage> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the storage file {}", path.display()))?;
+    let settings: StorageSettings = toml::from_str(&text)
+        .with_context(|| format!("{} is not a storage section", path.display()))?;
+    let base = path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    settings
+        .build(&|name| std::env::var(name).ok(), &|p| base.join(p))
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// Greets through an activity: its input, the activity's input and result,

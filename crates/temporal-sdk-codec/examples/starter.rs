@@ -51,6 +51,10 @@ struct Args {
     /// The name to greet (the workflow's only argument).
     #[arg(long, default_value = "World")]
     input: String,
+    /// Send the input this many times over (a large payload, for
+    /// `--storage`); the result is printed with its length only.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Fail the workflow (and this command) when it has not finished after
     /// this many seconds.
     #[arg(long, default_value_t = 60)]
@@ -68,7 +72,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(mut args: Args) -> anyhow::Result<()> {
+    args.input = args.input.repeat(args.repeat.max(1));
     let client = args.connect.client().await?;
     let options = WorkflowStartOptions::new(args.task_queue.as_str(), args.workflow_id.as_str())
         .execution_timeout(Duration::from_secs(args.timeout))
@@ -85,7 +90,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         start_by_name(&client, &args.workflow_type, &args.input, options).await?
     };
-    println!("result: {result:?}");
+    if args.repeat > 1 {
+        let head: String = result.chars().take(48).collect();
+        println!(
+            "result: {} chars, beginning {head:?}",
+            result.chars().count()
+        );
+    } else {
+        println!("result: {result:?}");
+    }
     Ok(())
 }
 
