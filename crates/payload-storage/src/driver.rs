@@ -85,8 +85,8 @@ pub enum StorageError {
         "the reference names the storage driver {0:?}, which is not configured here (configured: {1})"
     )]
     UnknownDriver(String, String),
-    /// `/download` was given a payload that is not a reference.
-    #[error("payload {0} is not an external storage reference")]
+    /// `/download` was given a payload that is not a reference (its index).
+    #[error("not an external storage reference; download takes references only")]
     NotAReference(usize),
     /// The request's memory budget refused the object, or the request was
     /// cancelled.
