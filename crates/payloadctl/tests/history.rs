@@ -227,10 +227,48 @@ fn a_malformed_export_names_the_json_path() {
     assert!(out.stderr.contains("is not valid JSON"), "{}", out.stderr);
 }
 
+/// `payloads` offloaded (every one) to a filesystem store in `dir`: the
+/// references, a payloads body holding them, and a `--storage` file.
+async fn offloaded(
+    dir: &std::path::Path,
+    payloads: Vec<payload_proto::temporal::api::common::v1::Payload>,
+) -> (
+    Vec<payload_proto::temporal::api::common::v1::Payload>,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let mut settings =
+        payload_storage::StorageSettings::new(payload_storage::DriverKind::Filesystem);
+    settings.path = Some(dir.join("objects"));
+    settings.threshold_bytes = 0;
+    let storage = settings
+        .build(&|_| None, &|p| p.to_path_buf())
+        .expect("a filesystem store in a temporary folder");
+    let references = storage
+        .offload(
+            &payload_storage::StoreTarget::namespace("default"),
+            payloads,
+        )
+        .await
+        .expect("offloading to a filesystem store");
+    let body = dir.join("body.json");
+    let json = serde_json::to_vec(&payload_proto::temporal::api::common::v1::Payloads {
+        payloads: references.clone(),
+    })
+    .expect("payloads serialize");
+    std::fs::write(&body, json).expect("the temporary folder is writable");
+    let storage_file = dir.join("storage.toml");
+    std::fs::write(
+        &storage_file,
+        "driver = \"filesystem\"\npath = \"objects\"\n",
+    )
+    .expect("the temporary folder is writable");
+    (references, body, storage_file)
+}
+
 #[tokio::test]
 async fn decode_history_resolves_references_with_a_storage_file() {
     use payload_converter::{PayloadCodec, PayloadExt as _};
-    use payload_storage::{DriverKind, StorageSettings, StoreTarget};
 
     let dir = tempfile::tempdir().unwrap();
     let keyring_path = crate::util::sample_keyring(dir.path());
@@ -243,29 +281,7 @@ async fn decode_history_resolves_references_with_a_storage_file() {
         br#""kept-in-the-store""#.to_vec(),
     );
     let encrypted = chain.encode(vec![value]).await.unwrap();
-    let mut settings = StorageSettings::new(DriverKind::Filesystem);
-    settings.path = Some(dir.path().join("objects"));
-    settings.threshold_bytes = 0;
-    let storage = settings.build(&|_| None, &|p| p.to_path_buf()).unwrap();
-    let references = storage
-        .offload(&StoreTarget::namespace("default"), encrypted)
-        .await
-        .unwrap();
-    let body = dir.path().join("body.json");
-    std::fs::write(
-        &body,
-        serde_json::to_vec(&payload_proto::temporal::api::common::v1::Payloads {
-            payloads: references.clone(),
-        })
-        .unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("storage.toml"),
-        "driver = \"filesystem\"\npath = \"objects\"\n",
-    )
-    .unwrap();
-    let storage_file = dir.path().join("storage.toml");
+    let (references, body, storage_file) = offloaded(dir.path(), encrypted).await;
     let args = [
         "decode-history",
         crate::util::str_path(&body),
@@ -323,29 +339,12 @@ async fn decode_history_resolves_references_with_a_storage_file() {
 #[tokio::test]
 async fn check_references_passes_intact_references_and_needs_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings =
-        payload_storage::StorageSettings::new(payload_storage::DriverKind::Filesystem);
-    settings.path = Some(dir.path().join("objects"));
-    settings.threshold_bytes = 0;
-    let storage = settings.build(&|_| None, &|p| p.to_path_buf()).unwrap();
     let value = <payload_proto::temporal::api::common::v1::Payload as payload_converter::PayloadExt>::with_encoding(
         "json/plain",
         b"1".to_vec(),
     );
-    let references = storage
-        .offload(&payload_storage::StoreTarget::Unknown, vec![value])
-        .await
-        .unwrap();
-    let body = serde_json::to_vec(&payload_proto::temporal::api::common::v1::Payloads {
-        payloads: references,
-    })
-    .unwrap();
-    std::fs::write(
-        dir.path().join("storage.toml"),
-        "driver = \"filesystem\"\npath = \"objects\"\n",
-    )
-    .unwrap();
-    let storage_file = dir.path().join("storage.toml");
+    let (_, body, storage_file) = offloaded(dir.path(), vec![value]).await;
+    let body = std::fs::read(body).unwrap();
     let out = crate::util::run_with_stdin(
         &[
             "check-references",
