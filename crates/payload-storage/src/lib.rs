@@ -2,7 +2,7 @@
 //! wire-compatible with the official SDKs: large payloads go to an object
 //! store and a small reference stays in the history.
 //!
-//! - [`reference`]: the reference payload in every form the SDKs write or
+//! - [`reference`](mod@reference): the reference payload in every form the SDKs write or
 //!   have written;
 //! - [`key`]: the object key layout of the SDKs' S3 and GCS drivers;
 //! - [`StorageDriver`] and [`ObjectStoreDriver`] (S3, GCS, a local
