@@ -11,6 +11,12 @@ history. Credentials are moto's `test`/`test`, region `us-east-1`.
         start a worker, run a workflow whose activity returns a ~1 MiB string
         (`payloadkit-large-<random hex>-payloadkit-end`, not compressible
         much) and whose result is that string; print the workflow id
+    python storage.py start --address A --endpoint URL --workflow-id ID
+            --workflow-type T --task-queue Q [--size N]
+        start workflow T on another worker's task queue Q with one ~1 MiB
+        string argument (as for worker-run), offloaded by the S3 driver; wait
+        for its string result and print `result: N chars, begins '…'`; fail
+        unless the result holds the whole argument
     python storage.py resolve --endpoint URL [--file F]
         read a Payload or a Payloads (proto JSON, as a Codec Server's /encode
         answers) from F or stdin and decode every payload with the SDK
@@ -123,6 +129,25 @@ async def worker_run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def start(args: argparse.Namespace) -> int:
+    value = large_text(args.seed, args.size)
+    async with s3_client(args.endpoint) as s3:
+        client = await Client.connect(args.address, data_converter=converter(s3, args.bucket))
+        result = await client.execute_workflow(
+            args.workflow_type,
+            value,
+            id=args.workflow_id,
+            task_queue=args.task_queue,
+            execution_timeout=timedelta(seconds=120),
+            result_type=str,
+        )
+    print(f"result: {len(result)} chars, begins {result[:48]!r}")
+    if value not in result:
+        print(f"the result does not hold the {len(value)} character argument", file=sys.stderr)
+        return 1
+    return 0
+
+
 def read_payloads(text: str) -> List[Payload]:
     value = json.loads(text)
     items = value["payloads"] if isinstance(value, dict) and "payloads" in value else [value]
@@ -193,6 +218,7 @@ async def tamper(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "worker-run": worker_run,
+    "start": start,
     "resolve": resolve,
     "create-bucket": create_bucket,
     "keys": keys,
@@ -209,11 +235,14 @@ def main() -> int:
         p = sub.add_parser(name)
         p.add_argument("--endpoint", required=True, help="the S3 endpoint (moto)")
         p.add_argument("--bucket", default=BUCKET)
-        if name == "worker-run":
+        if name in ("worker-run", "start"):
             p.add_argument("--address", required=True)
             p.add_argument("--workflow-id", required=True)
             p.add_argument("--seed", type=int, default=7)
             p.add_argument("--size", type=int, default=1024 * 1024)
+        if name == "start":
+            p.add_argument("--workflow-type", required=True)
+            p.add_argument("--task-queue", required=True)
         elif name == "resolve":
             p.add_argument("--file", default="-")
         elif name in ("get", "put", "tamper"):

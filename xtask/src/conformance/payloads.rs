@@ -14,6 +14,8 @@ use super::http::Answer;
 
 pub(super) const BUCKET: &str = "temporal-payloads";
 const DRIVER: &str = "aws.s3driver";
+/// The driver name of the SDKs' GCS driver.
+pub(super) const GCS_DRIVER: &str = "gcp.gcsdriver";
 pub(super) const REFERENCE_TYPE: &str = "temporal.api.sdk.v1.ExternalStorageReference";
 
 /// What a reference payload points at.
@@ -145,6 +147,12 @@ pub(super) fn normalized(payload: &Value) -> anyhow::Result<Normalized> {
 /// with the message type, the S3 driver's claim with a SHA-256 the key
 /// ends with, in our bucket, and its size.
 pub(super) fn claim_of(reference: &Value) -> anyhow::Result<Claim> {
+    claim_by(reference, DRIVER)
+}
+
+/// [`claim_of`] for the driver named `driver` (the GCS driver's claim has
+/// the same fields).
+pub(super) fn claim_by(reference: &Value, driver: &str) -> anyhow::Result<Claim> {
     ensure!(
         meta(reference, "encoding")? == "json/protobuf",
         "not json/protobuf: {reference}"
@@ -163,8 +171,8 @@ pub(super) fn claim_of(reference: &Value) -> anyhow::Result<Claim> {
             .with_context(|| format!("no claimData.{name} in {data}"))
     };
     ensure!(
-        data["driverName"] == DRIVER,
-        "driverName is not {DRIVER}: {data}"
+        data["driverName"] == driver,
+        "driverName is not {driver}: {data}"
     );
     ensure!(field("bucket")? == BUCKET, "another bucket: {data}");
     ensure!(field("hash_algorithm")? == "sha256", "not sha256: {data}");

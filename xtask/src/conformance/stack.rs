@@ -27,6 +27,9 @@ pub(super) struct Stack {
     pub(super) keyring: PathBuf,
     /// `target/debug/examples/{worker,starter}` of `temporal-sdk-codec`.
     pub(super) rust_examples: PathBuf,
+    /// Whether this run built the examples (a full run; the storage stage
+    /// alone does not, and skips the checks that need them).
+    pub(super) rust_built: bool,
     /// Our `codec-server` binary (the storage stage starts one more).
     pub(super) codec_bin: PathBuf,
 }
@@ -85,11 +88,13 @@ impl Stack {
     }
 
     /// An example binary of `temporal-sdk-codec` with the stack's address
-    /// and keyring.
+    /// and keyring, and moto's credentials (`test`/`test`) for `--storage`.
     pub(super) fn rust_example(&self, name: &str) -> Command {
         let mut cmd = Command::new(self.rust_examples.join(name));
         cmd.args(["--address", &self.address, "--keyring"])
-            .arg(&self.keyring);
+            .arg(&self.keyring)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
         cmd
     }
 

@@ -16,7 +16,12 @@
 //! e. a tampered object and a missing one are refused, with no data;
 //! f. with moto down `/download` answers 503 and `/healthz` still answers;
 //!    with moto back (bucket and object restored: it keeps nothing)
-//!    `/download` answers again.
+//!    `/download` answers again;
+//! g. the Rust SDK's worker and starter with that bucket
+//!    (`rust_storage.rs`, full run only). Our GCS driver against
+//!    `gcp-storage-emulator` (`gcs.rs`) is a stage of its own,
+//!    `cargo xtask conformance gcs`, not run by default (the emulator
+//!    cannot serve object_store's client yet: known-failures.txt).
 
 use std::fs;
 use std::path::PathBuf;
@@ -36,7 +41,7 @@ use super::payloads::{
 };
 use super::process::{Running, free_port, output_within, spawn, wait_for_listener};
 use super::stack::Stack;
-use super::{Report, expect_all};
+use super::{Report, expect_all, rust_storage};
 
 /// The beginning and end of the 1 MiB value of `storage.py worker-run`.
 const MARKER: &str = "payloadkit-large-";
@@ -48,11 +53,11 @@ const ENCODE_MARKER: &str = "payloadkit-encode-";
 const ENCODE_LEN: usize = 600 * 1024;
 
 /// The moto server and the commands of `storage.py`.
-struct Moto<'a> {
-    s: &'a Stack,
+pub(super) struct Moto<'a> {
+    pub(super) s: &'a Stack,
     script: PathBuf,
     port: u16,
-    endpoint: String,
+    pub(super) endpoint: String,
     running: Option<Running>,
 }
 
@@ -92,7 +97,7 @@ impl<'a> Moto<'a> {
 
     /// `storage.py COMMAND --endpoint … ARGS`: what it printed (stdout and
     /// stderr), or an error when it failed.
-    fn py(&self, command: &str, args: &[&str]) -> anyhow::Result<String> {
+    pub(super) fn py(&self, command: &str, args: &[&str]) -> anyhow::Result<String> {
         let mut cmd = Command::new(&self.s.python);
         cmd.arg(&self.script)
             .arg(command)
@@ -107,7 +112,7 @@ impl<'a> Moto<'a> {
     }
 
     /// The size of the object at `key`, if there is one.
-    fn object_size(&self, key: &str) -> anyhow::Result<Option<u64>> {
+    pub(super) fn object_size(&self, key: &str) -> anyhow::Result<Option<u64>> {
         let listing = self.py("keys", &[])?;
         Ok(listing.lines().find_map(|line| {
             let (k, size) = line.rsplit_once(' ')?;
@@ -193,6 +198,10 @@ pub(super) fn all(s: &Stack, r: &mut Report) {
         }),
     );
     drop(codec);
+    if moto.running.is_some() {
+        rust_storage::all(&moto, r);
+    }
+    drop(moto);
 }
 
 /// The codec-server with the keyring, chain `["encrypt"]` and the S3
