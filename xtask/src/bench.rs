@@ -8,9 +8,13 @@
 //! that only echoes the body (the transport ceiling), (3) the Python aiohttp
 //! reference with the `cryptography` AES-GCM codec. A hyper load client in
 //! the runner measures requests/s and latency; peak RSS comes from
-//! `/proc/<pid>/status`. Results are printed and written to
-//! `target/bench/latest.md`.
+//! `/proc/<pid>/status`. Then the external storage case ([`download`]):
+//! `/download` from S3 (moto) against a direct fetch and decode. Results are
+//! printed and written to `target/bench/latest.md`. With
+//! `BENCH_ONLY=download`, only that case runs (no criterion), written to
+//! `target/bench/download.md`.
 
+mod download;
 mod echo;
 mod load;
 
@@ -44,6 +48,9 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "--bins",
     ]))?;
     project::venv("bench-venv", "xtask/bench/requirements.txt")?;
+    if only_download() {
+        return project::run(Command::new(root.join("target/release/xtask")).arg("bench-run"));
+    }
     project::run(Command::new(&cargo).current_dir(&root).args([
         "bench",
         "--quiet",
@@ -55,6 +62,11 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "--noplot",
     ]))?;
     project::run(Command::new(root.join("target/release/xtask")).arg("bench-run"))
+}
+
+/// `BENCH_ONLY=download`: only the external storage case.
+fn only_download() -> bool {
+    std::env::var("BENCH_ONLY").is_ok_and(|v| v == "download")
 }
 
 /// A server process, killed on drop.
@@ -129,6 +141,10 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
     let dir = root.join("target/bench");
     let keyring = bench_keyring(&root)?;
     let runtime = client_runtime()?;
+    if only_download() {
+        let report = runtime.block_on(download::measure(&root, &keyring))?;
+        return write_report(&dir.join("download.md"), &report);
+    }
 
     let ours = start_ours(&root, &keyring)?;
     let before = start_before(&root, &keyring)?;
@@ -143,7 +159,18 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
         &dir.join("python.log"),
     )?;
 
-    runtime.block_on(measure(&root, &ours, before.as_ref(), &echo, &python))
+    let mut report = runtime.block_on(measure(&root, &ours, before.as_ref(), &echo, &python))?;
+    // The other servers stop before the external storage case.
+    drop((ours, before, echo, python));
+    report.push_str(&runtime.block_on(download::measure(&root, &keyring))?);
+    write_report(&dir.join("latest.md"), &report)
+}
+
+fn write_report(path: &Path, report: &str) -> anyhow::Result<()> {
+    println!("{report}");
+    fs::write(path, report)?;
+    eprintln!("written to {}", path.display());
+    Ok(())
 }
 
 /// The load client's runtime: two threads, like the servers'.
@@ -327,7 +354,7 @@ async fn measure(
     before: Option<&Server>,
     echo: &Server,
     python: &Server,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let bodies = Bodies {
         small: encrypted_body(ours, 1, 16).await?,
         batch: encrypted_body(ours, 50, 1024).await?,
@@ -398,19 +425,14 @@ async fn measure(
     // No request refused up to 16 MiB: encode one, then decode it.
     let huge = encrypted_body(ours, 1, 16 * 1024 * 1024).await?;
     let (huge_status, _) = load::once(ours.addr, "/decode", huge).await?;
-    let report = report(
+    Ok(report(
         &rows,
         &sequential,
         in_process_2mib,
         huge_status,
         [ours, echo, python],
         rss,
-    );
-    println!("{report}");
-    let path = root.join("target/bench/latest.md");
-    fs::write(&path, &report)?;
-    eprintln!("written to {}", path.display());
-    Ok(())
+    ))
 }
 
 fn find<'a>(rows: &'a [Row], body: &str, server: &str) -> &'a Stats {

@@ -44,6 +44,20 @@ impl Stats {
         self
     }
 
+    /// Stats of requests timed elsewhere (each one succeeded), `bytes`
+    /// each, one after another.
+    pub(crate) fn from_latencies(latencies: &[Duration], bytes: usize) -> Self {
+        let mut stats = Stats::default();
+        for latency in latencies {
+            stats
+                .latencies
+                .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+            stats.bytes += bytes as u64;
+        }
+        let elapsed = latencies.iter().sum();
+        stats.finish(elapsed)
+    }
+
     pub(crate) fn rps(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
