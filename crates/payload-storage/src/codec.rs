@@ -90,7 +90,11 @@ impl ExternalStorage {
             return Ok(payloads);
         }
         let driver = &self.drivers[0];
-        let batch: Vec<Payload> = large.iter().map(|&(i, _)| payloads[i].clone()).collect();
+        // Moved out, not copied: their places get the references.
+        let batch: Vec<Payload> = large
+            .iter()
+            .map(|&(i, _)| std::mem::take(&mut payloads[i]))
+            .collect();
         let claims = driver
             .store(target, &batch)
             .await
