@@ -104,28 +104,14 @@ fn start(s: &Stack) -> anyhow::Result<(String, (u16, u16), [Running; 2])> {
         bucket.status,
         bucket.excerpt()
     );
-    let codec_port = free_port()?;
-    let dir = s.keyring.parent().context("the keyring has no folder")?;
-    let config = dir.join("storage-gcs.toml");
-    fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{codec_port}\"\n\n\
-             [default]\nkeyring = \"keyring.toml\"\nchain = [\"encrypt\"]\n\n\
-             [default.storage]\ndriver = \"gcs\"\nbucket = \"{BUCKET}\"\n\
+    let (codec, codec_port) = super::storage::start_storage_codec(
+        s,
+        ("gcs", "codec-server (GCS storage)"),
+        &format!(
+            "driver = \"gcs\"\nbucket = \"{BUCKET}\"\n\
              endpoint = \"http://127.0.0.1:{emulator_port}\"\nthreshold_bytes = 1024\n"
         ),
     )?;
-    let log = s.artifacts.join("codec-server-gcs.log");
-    let mut codec = spawn(
-        "codec-server (GCS storage)",
-        Command::new(&s.codec_bin).arg("--config").arg(&config),
-        &log,
-    )?;
-    wait_for_listener(codec_port, &mut codec, Duration::from_secs(60)).with_context(|| {
-        let shown = fs::read_to_string(&log).unwrap_or_default();
-        format!("config {}; its log: {shown}", config.display())
-    })?;
     let detail = format!(
         "emulator on 127.0.0.1:{emulator_port} with the bucket {BUCKET}, codec-server on {codec_port}"
     );

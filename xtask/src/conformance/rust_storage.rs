@@ -119,14 +119,7 @@ fn rust_writes(moto: &Moto<'_>, storage: &str) -> anyhow::Result<String> {
         raw.chars().take(1500).collect::<String>()
     );
     for reference in &references {
-        let claim = claim_of(reference)?;
-        let stored = moto.object_size(&claim.key)?;
-        ensure!(
-            stored == Some(claim.size),
-            "the object {} has size {stored:?}, the reference says {}",
-            claim.key,
-            claim.size
-        );
+        moto.check_stored(&claim_of(reference)?)?;
     }
     ensure!(
         raw.len() < 256 * 1024,

@@ -119,6 +119,18 @@ impl<'a> Moto<'a> {
             (k == key).then(|| size.parse().ok()).flatten()
         }))
     }
+
+    /// The object `claim` names is there, of the size its reference says.
+    pub(super) fn check_stored(&self, claim: &Claim) -> anyhow::Result<()> {
+        let stored = self.object_size(&claim.key)?;
+        ensure!(
+            stored == Some(claim.size),
+            "the object {} has size {stored:?}, the reference says {}",
+            claim.key,
+            claim.size
+        );
+        Ok(())
+    }
 }
 
 /// Every check of the stage, in order (later ones use what earlier ones
@@ -207,22 +219,35 @@ pub(super) fn all(s: &Stack, r: &mut Report) {
 /// The codec-server with the keyring, chain `["encrypt"]` and the S3
 /// storage section on moto; its port.
 fn start_codec(s: &Stack, moto: &Moto<'_>) -> anyhow::Result<(Running, u16)> {
+    let section = format!(
+        "driver = \"s3\"\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n",
+        moto.endpoint
+    );
+    start_storage_codec(s, ("s3", "codec-server (S3 storage)"), &section)
+}
+
+/// A codec-server with the keyring, chain `["encrypt"]` and `section` as
+/// its default `storage` (test AWS keys in its environment), config and log
+/// named after `name` (`what` names the process in errors); its port.
+pub(super) fn start_storage_codec(
+    s: &Stack,
+    (name, what): (&str, &'static str),
+    section: &str,
+) -> anyhow::Result<(Running, u16)> {
     let port = free_port()?;
     let dir = s.keyring.parent().context("the keyring has no folder")?;
-    let config = dir.join("storage.toml");
+    let config = dir.join(format!("storage-{name}.toml"));
     fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
              [default]\nkeyring = \"keyring.toml\"\nchain = [\"encrypt\"]\n\n\
-             [default.storage]\ndriver = \"s3\"\nbucket = \"{BUCKET}\"\n\
-             endpoint = \"{}\"\nregion = \"us-east-1\"\n",
-            moto.endpoint
+             [default.storage]\n{section}"
         ),
     )?;
-    let log = s.artifacts.join("codec-server-storage.log");
+    let log = s.artifacts.join(format!("codec-server-storage-{name}.log"));
     let mut running = spawn(
-        "codec-server (S3 storage)",
+        what,
         Command::new(&s.codec_bin)
             .arg("--config")
             .arg(&config)
@@ -264,13 +289,7 @@ fn python_offloads(moto: &Moto<'_>) -> anyhow::Result<(String, Value)> {
             "size_bytes {} for a 1 MiB value",
             claim.size
         );
-        let stored = moto.object_size(&claim.key)?;
-        ensure!(
-            stored == Some(claim.size),
-            "the object {} has size {stored:?}, the reference says {}",
-            claim.key,
-            claim.size
-        );
+        moto.check_stored(&claim)?;
         keys.push(claim.key);
     }
     ensure!(
@@ -367,13 +386,7 @@ fn encode_offloads(moto: &Moto<'_>, port: u16) -> anyhow::Result<(String, (Value
         "size_bytes {} for a {ENCODE_LEN} byte value",
         claim.size
     );
-    let stored = moto.object_size(&claim.key)?;
-    ensure!(
-        stored == Some(claim.size),
-        "the object {} has size {stored:?}, the reference says {}",
-        claim.key,
-        claim.size
-    );
+    moto.check_stored(&claim)?;
     let file = moto.s.artifacts.join("storage-encoded-reference.json");
     fs::write(&file, &answer.body)?;
     let shown = moto.py("resolve", &["--file", &file.to_string_lossy()])?;
