@@ -9,13 +9,12 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use payload_converter::codec::CodecResult;
 use payload_converter::encoding::METADATA_ENCODING;
 use payload_converter::{BoxFuture, Budget, PayloadCodec, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
-use prost::Message;
-use ring::aead::{Aad, NONCE_LEN, Nonce};
+use ring::aead::NONCE_LEN;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::CodecError;
@@ -25,9 +24,10 @@ use crate::keyring::Keyring;
 pub const ENCODING_ENCRYPTED: &str = "binary/encrypted";
 /// The metadata key naming the key that encrypted a payload.
 pub const METADATA_ENCRYPTION_KEY_ID: &str = "encryption-key-id";
-
-/// Length of the AES-GCM authentication tag.
-const TAG_LEN: usize = 16;
+/// The metadata key holding the wrapped data key of an envelope-encrypted
+/// payload (the Temporal Proxy's format): its presence tells the two
+/// `binary/encrypted` formats apart.
+pub const METADATA_ENCRYPTION_DEK: &str = "encryption-dek";
 
 /// Encrypts every payload with the keyring's active key; decrypts
 /// `binary/encrypted` payloads with the key they name and passes any other
@@ -56,11 +56,8 @@ impl AesGcmCodec {
         &self.keyring
     }
 
-    /// Encrypts one payload with the active key.
-    ///
-    /// `nonce` is 12 fresh random bytes. The payload is serialized straight
-    /// after the nonce into a buffer with room for the tag, encrypted in
-    /// place, and the buffer becomes the new data without another copy.
+    /// Encrypts one payload with the active key; `nonce` is 12 fresh
+    /// random bytes.
     fn encrypt(
         &self,
         payload: &Payload,
@@ -68,20 +65,7 @@ impl AesGcmCodec {
         budget: &Budget,
     ) -> Result<Payload, CodecError> {
         let key = self.keyring.active_key();
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CodecError::Random)?;
-        let inner_len = payload.encoded_len();
-        budget.charge(NONCE_LEN + inner_len + TAG_LEN)?;
-        let mut buf = Vec::with_capacity(NONCE_LEN + inner_len + TAG_LEN);
-        buf.extend_from_slice(nonce.as_ref());
-        // A Vec grows as needed, so this cannot run out of room.
-        payload
-            .encode(&mut buf)
-            .map_err(|source| CodecError::Serialize { source })?;
-        let tag = key
-            .aead
-            .seal_in_place_separate_tag(nonce, Aad::empty(), &mut buf[NONCE_LEN..])
-            .map_err(|_| CodecError::Encrypt)?;
-        buf.extend_from_slice(tag.as_ref());
+        let sealed = key.aead.seal_payload(payload, nonce, budget)?;
         Ok(Payload {
             metadata: [
                 (
@@ -91,54 +75,32 @@ impl AesGcmCodec {
                 (METADATA_ENCRYPTION_KEY_ID.to_owned(), key.id_bytes.clone()),
             ]
             .into(),
-            data: Bytes::from(buf),
+            data: Bytes::from(sealed),
             external_payloads: Vec::new(),
         })
     }
 
-    /// Decrypts one `binary/encrypted` payload.
-    ///
-    /// When the payload is the only owner of its data (as after JSON or
-    /// protobuf decoding into a fresh buffer), the data is decrypted in
-    /// place; otherwise the ciphertext is copied once (charged to `budget`).
-    /// Either way the inner payload's fields are slices of that one buffer.
+    /// Decrypts one `binary/encrypted` payload of the keyring format.
     fn decrypt(&self, payload: Payload, budget: &Budget) -> Result<Payload, CodecError> {
         let key_id = payload
             .metadata
             .get(METADATA_ENCRYPTION_KEY_ID)
             .ok_or(CodecError::MissingKeyId)?;
         let key_id = std::str::from_utf8(key_id).map_err(|_| CodecError::KeyIdNotUtf8)?;
+        if payload.metadata.contains_key(METADATA_ENCRYPTION_DEK) {
+            // The Temporal Proxy's envelope format: its key is a KMS's.
+            return Err(CodecError::EnvelopeNeedsKek {
+                kek: key_id.to_owned(),
+            });
+        }
         let key = self
             .keyring
             .get(key_id)
             .ok_or_else(|| CodecError::UnknownKeyId {
                 key_id: key_id.to_owned(),
             })?;
-        let data = payload.data;
-        let len = data.len();
-        if len < NONCE_LEN + TAG_LEN {
-            return Err(CodecError::Truncated { len });
-        }
-        let nonce = Nonce::try_assume_unique_for_key(&data[..NONCE_LEN])
-            .map_err(|_| CodecError::Truncated { len })?;
-        let (mut buf, start) = match data.try_into_mut() {
-            Ok(owned) => (owned, NONCE_LEN),
-            Err(shared) => {
-                budget.charge(len - NONCE_LEN)?;
-                (BytesMut::from(&shared[NONCE_LEN..]), 0)
-            }
-        };
-        let plain_len = key
-            .aead
-            .open_in_place(nonce, Aad::empty(), &mut buf[start..])
-            .map_err(|_| CodecError::Decrypt {
-                key_id: key.id.clone(),
-            })?
-            .len();
-        let plain = buf.freeze().slice(start..start + plain_len);
-        Payload::decode(plain).map_err(|source| CodecError::InvalidInnerPayload {
-            encoding: ENCODING_ENCRYPTED,
-            source,
+        key.aead.open_payload(payload.data, budget, || CodecError::Decrypt {
+            key_id: key.id.clone(),
         })
     }
 }
@@ -225,8 +187,11 @@ mod tests {
     use base64::Engine as _;
     use payload_converter::{CodecErrorKind, PayloadExt};
     use proptest::prelude::*;
+    use prost::Message;
+    use ring::aead::{Aad, Nonce};
 
     use super::*;
+    use crate::data_key::TAG_LEN;
     use crate::test_support::{batch, decode, encode, id, key, keyring_ab};
 
     fn codec(active: &str) -> AesGcmCodec {
@@ -267,6 +232,23 @@ mod tests {
         let mut buf = out.data[NONCE_LEN..].to_vec();
         let plain = key.open_in_place(nonce, Aad::empty(), &mut buf).unwrap();
         assert_eq!(plain, &inner[..]);
+    }
+
+    #[test]
+    fn an_envelope_payload_asks_for_its_kek_not_a_keyring_key() {
+        let mut payload = encrypted("a");
+        payload.metadata.insert(
+            METADATA_ENCRYPTION_KEY_ID.to_owned(),
+            Bytes::from_static(b"awskms:///alias/temporal"),
+        );
+        payload.metadata.insert(
+            METADATA_ENCRYPTION_DEK.to_owned(),
+            Bytes::from_static(b"AAAA"),
+        );
+        let err = decode_err(payload);
+        assert_eq!(err.kind(), CodecErrorKind::UnknownKey);
+        assert!(matches!(inner(&err), CodecError::EnvelopeNeedsKek { kek } if kek == "awskms:///alias/temporal"));
+        assert!(err.to_string().contains("configure that key encryption key"), "{err}");
     }
 
     #[test]
@@ -406,18 +388,7 @@ mod tests {
     fn decrypted_bytes_that_are_not_a_payload_are_invalid_payload() {
         // Encrypt bytes that are not a serialized Payload (a truncated varint).
         let ring = keyring_ab("a");
-        let key = ring.active_key();
-        let mut buf = vec![7u8; NONCE_LEN];
-        buf.extend_from_slice(b"\x0a\xff");
-        let tag = key
-            .aead
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key([7; NONCE_LEN]),
-                Aad::empty(),
-                &mut buf[NONCE_LEN..],
-            )
-            .unwrap();
-        buf.extend_from_slice(tag.as_ref());
+        let buf = ring.active_key().aead.seal_bytes(b"\x0a\xff").unwrap();
         let mut p = encrypted("a");
         p.data = buf.into();
         let err = decode_err(p);

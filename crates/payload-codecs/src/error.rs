@@ -47,6 +47,17 @@ pub enum CodecError {
         /// payload, so it need not be a valid [`KeyId`]).
         key_id: String,
     },
+    /// An envelope-encrypted payload (the Temporal Proxy's format, with
+    /// `encryption-dek`) reached a codec that has only a keyring.
+    #[error(
+        "the payload is envelope-encrypted (Temporal Proxy format) under the KMS key `{}`; \
+         configure that key encryption key to decode it (docs/key-management.md)",
+        shown_key_id(.kek)
+    )]
+    EnvelopeNeedsKek {
+        /// The KEK the payload names (from the payload: any text).
+        kek: String,
+    },
     /// Encrypted data too short to hold a nonce and a tag.
     #[error(
         "encrypted payload data is {len} bytes, shorter than the 28 bytes of nonce and tag; \
@@ -135,7 +146,9 @@ impl CodecError {
             | CodecError::Decrypt { .. }
             | CodecError::InvalidInnerPayload { .. }
             | CodecError::Corrupt { .. } => CodecErrorKind::InvalidPayload,
-            CodecError::UnknownKeyId { .. } => CodecErrorKind::UnknownKey,
+            CodecError::UnknownKeyId { .. } | CodecError::EnvelopeNeedsKek { .. } => {
+                CodecErrorKind::UnknownKey
+            }
             CodecError::TooLarge { .. } => CodecErrorKind::LimitExceeded,
             CodecError::Random
             | CodecError::Encrypt

@@ -21,8 +21,8 @@ use std::fmt;
 use std::path::Path;
 
 use bytes::Bytes;
-use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 
+use crate::data_key::DataKey;
 use crate::error::{KeyringError, KeyringErrorKind};
 
 pub use file::{INTERRUPTED_AFTER, KeySource, KeyringFile};
@@ -61,7 +61,7 @@ pub(crate) struct RingKey {
     pub(crate) id: KeyId,
     /// The id as metadata bytes, shared by every payload it encrypts.
     pub(crate) id_bytes: Bytes,
-    pub(crate) aead: LessSafeKey,
+    pub(crate) aead: DataKey,
 }
 
 impl Keyring {
@@ -133,6 +133,17 @@ impl Keyring {
         self.keys.is_empty()
     }
 
+    /// The active key's id and key, e.g. to wrap data keys with.
+    pub fn active_data_key(&self) -> (&KeyId, &DataKey) {
+        let key = self.active_key();
+        (&key.id, &key.aead)
+    }
+
+    /// The key with id `id`, if the keyring holds it.
+    pub fn data_key(&self, id: &str) -> Option<&DataKey> {
+        self.get(id).map(|k| &k.aead)
+    }
+
     pub(crate) fn active_key(&self) -> &RingKey {
         &self.keys[self.active]
     }
@@ -147,12 +158,10 @@ impl Keyring {
 
 impl RingKey {
     fn new(id: KeyId, secret: &SecretKey) -> Self {
-        let unbound = UnboundKey::new(&AES_256_GCM, secret.as_bytes())
-            .expect("invariant: a SecretKey always has the 32 bytes AES-256-GCM needs");
         Self {
             id_bytes: Bytes::copy_from_slice(id.as_str().as_bytes()),
             id,
-            aead: LessSafeKey::new(unbound),
+            aead: DataKey::new(secret),
         }
     }
 }

@@ -56,6 +56,7 @@
 mod aes_gcm;
 mod chain;
 mod compressed;
+mod data_key;
 mod error;
 mod gzip;
 mod keyring;
@@ -68,9 +69,12 @@ mod test_support;
 pub use crate::gzip::{ENCODING_GZIP, GzipCodec};
 pub use crate::zlib::{DEFAULT_ZLIB_LEVEL, ENCODING_ZLIB, ZlibCodec};
 pub use crate::zstd::{DEFAULT_ZSTD_LEVEL, DEFAULT_ZSTD_MIN_SIZE, ENCODING_ZSTD, ZstdCodec};
-pub use aes_gcm::{AesGcmCodec, ENCODING_ENCRYPTED, METADATA_ENCRYPTION_KEY_ID};
+pub use aes_gcm::{
+    AesGcmCodec, ENCODING_ENCRYPTED, METADATA_ENCRYPTION_DEK, METADATA_ENCRYPTION_KEY_ID,
+};
 pub use chain::{ChainBuilder, ChainError, CodecName, UnknownCodec};
 pub use compressed::DEFAULT_MAX_DECODED_SIZE;
+pub use data_key::{DataKey, NONCE_BYTES, OpenError, TAG_LEN};
 pub use error::{CodecError, KeyIdError, KeyringError, KeyringErrorKind};
 pub use keyring::{
     INTERRUPTED_AFTER, KEY_LEN, KeyId, KeySource, Keyring, KeyringFile, MAX_KEY_ID_LEN, SecretKey,
