@@ -80,6 +80,12 @@ impl AesGcmCodec {
         })
     }
 
+    /// Decrypts one `binary/encrypted` payload of the keyring format,
+    /// under `budget` (for codecs that route payloads to this one).
+    pub fn decrypt_one(&self, payload: Payload, budget: &Budget) -> Result<Payload, CodecError> {
+        self.decrypt(payload, budget)
+    }
+
     /// Decrypts one `binary/encrypted` payload of the keyring format.
     fn decrypt(&self, payload: Payload, budget: &Budget) -> Result<Payload, CodecError> {
         let key_id = payload

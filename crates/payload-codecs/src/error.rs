@@ -76,6 +76,16 @@ pub enum CodecError {
         /// The key that was tried.
         key_id: KeyId,
     },
+    /// AES-GCM authentication failed on an envelope payload.
+    #[error(
+        "cannot decrypt the envelope payload under KEK `{}`: authentication failed; the \
+         payload or its `encryption-dek` was changed",
+        shown_key_id(.kek)
+    )]
+    DecryptEnvelope {
+        /// The KEK the payload names, as shown.
+        kek: String,
+    },
     /// The decrypted or decompressed bytes are not a serialized `Payload`.
     #[error(
         "the {encoding} payload does not contain a valid serialized Payload: {source}; \
@@ -144,6 +154,7 @@ impl CodecError {
             | CodecError::KeyIdNotUtf8
             | CodecError::Truncated { .. }
             | CodecError::Decrypt { .. }
+            | CodecError::DecryptEnvelope { .. }
             | CodecError::InvalidInnerPayload { .. }
             | CodecError::Corrupt { .. } => CodecErrorKind::InvalidPayload,
             CodecError::UnknownKeyId { .. } | CodecError::EnvelopeNeedsKek { .. } => {

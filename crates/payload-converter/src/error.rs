@@ -97,6 +97,10 @@ pub enum CodecErrorKind {
     Busy,
     /// The caller cancelled the call (see [`Budget::cancel`](crate::Budget::cancel)).
     Cancelled,
+    /// A service the codec depends on (a KMS, a key store) cannot be
+    /// reached or refused to serve, after retries: neither the input's fault
+    /// nor a bug; retry later.
+    Unavailable,
     /// Anything else: an internal or environmental failure.
     Internal,
 }

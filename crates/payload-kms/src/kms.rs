@@ -1,0 +1,479 @@
+//! [`Kms`]: the KEKs a process uses, the calls to them (with retries and
+//! backoff, counted) and the cache of unwrapped data keys.
+//!
+//! The cache is an LRU of [`DEFAULT_CACHE_SIZE`] data keys, each kept for
+//! at most its time to live, keyed by the KEK's id and the wrapped key.
+//! Concurrent requests for one wrapped key wait for one KMS call: a cold
+//! cache costs one call per data key, not one per payload.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable as _};
+use lru::LruCache;
+use payload_codecs::{DataKey, Keyring, SecretKey};
+use tokio::sync::OnceCell;
+
+use crate::error::{KekError, KmsError};
+use crate::kek::{KeyEncryptionKey, KeyringKek, SecretboxKek};
+use crate::uri::{KekKind, KekUri};
+
+/// Unwrapped data keys kept, by default.
+pub const DEFAULT_CACHE_SIZE: usize = 1000;
+/// How long an unwrapped data key is kept, by default.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// Longest one KMS call may take, by default.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Tries of one KMS operation, by default (the first and two retries).
+pub const DEFAULT_ATTEMPTS: usize = 3;
+
+/// How to reach the KMSs, and the cache's bounds.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct KmsOptions {
+    /// Data keys kept unwrapped.
+    pub cache_size: usize,
+    /// How long a data key stays unwrapped in the cache.
+    pub cache_ttl: Duration,
+    /// One KMS call's longest wait.
+    pub call_timeout: Duration,
+    /// Tries of a transient failure before giving up (at least 1).
+    pub attempts: usize,
+    /// The first retry's wait; each later one doubles (with jitter).
+    pub first_backoff: Duration,
+    /// The keyring that `keyring://` KEKs name.
+    pub keyring: Option<Arc<Keyring>>,
+    /// Vault/OpenBao.
+    pub vault: Option<VaultAccess>,
+    /// AWS KMS.
+    pub aws: Option<AwsAccess>,
+}
+
+impl Default for KmsOptions {
+    fn default() -> Self {
+        Self {
+            cache_size: DEFAULT_CACHE_SIZE,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            attempts: DEFAULT_ATTEMPTS,
+            first_backoff: Duration::from_millis(100),
+            keyring: None,
+            vault: None,
+            aws: None,
+        }
+    }
+}
+
+/// Where Vault is and the token to use.
+#[derive(Clone)]
+pub struct VaultAccess {
+    /// `https://vault.example.com:8200`.
+    pub address: String,
+    /// The token (zeroized on drop, never shown).
+    pub token: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for VaultAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultAccess")
+            .field("address", &self.address)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// AWS credentials and where KMS is.
+#[derive(Clone)]
+pub struct AwsAccess {
+    /// The region when a KEK URI names none.
+    pub region: String,
+    /// An emulator's URL (`http://127.0.0.1:5000`); else the region's
+    /// public endpoint.
+    pub endpoint: Option<String>,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key (never shown).
+    pub secret_access_key: zeroize::Zeroizing<String>,
+    /// Session token, for temporary credentials.
+    pub session_token: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for AwsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsAccess")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A KEK ready to use: its URI and its provider.
+#[derive(Debug, Clone)]
+pub struct Kek {
+    uri: KekUri,
+    provider: Arc<dyn KeyEncryptionKey>,
+}
+
+impl Kek {
+    /// Its URI.
+    pub fn uri(&self) -> &KekUri {
+        &self.uri
+    }
+}
+
+/// Counts of KMS calls and cache lookups since the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KmsStats {
+    /// Wrap calls that succeeded.
+    pub wraps: u64,
+    /// Unwrap calls that succeeded.
+    pub unwraps: u64,
+    /// Calls (either kind, retries included) that failed.
+    pub failures: u64,
+    /// Data keys found unwrapped in the cache.
+    pub cache_hits: u64,
+    /// Data keys not in the cache (each costs one unwrap, shared by
+    /// concurrent requests for it).
+    pub cache_misses: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    wraps: AtomicU64,
+    unwraps: AtomicU64,
+    failures: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+/// A data key being or already unwrapped.
+struct Slot {
+    key: OnceCell<Arc<DataKey>>,
+    made: Instant,
+}
+
+/// The KEKs of a process and the cache of unwrapped data keys they share.
+pub struct Kms {
+    options: KmsOptions,
+    keks: Mutex<HashMap<String, Kek>>,
+    cache: Mutex<LruCache<Vec<u8>, Arc<Slot>>>,
+    counters: Counters,
+    #[cfg(feature = "vault")]
+    client: std::sync::OnceLock<crate::http::JsonClient>,
+}
+
+impl std::fmt::Debug for Kms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kms")
+            .field("options", &self.options)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kms {
+    /// A KMS hub with `options`.
+    pub fn new(options: KmsOptions) -> Self {
+        let size = NonZeroUsize::new(options.cache_size).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            options,
+            keks: Mutex::new(HashMap::new()),
+            cache: Mutex::new(LruCache::new(size)),
+            counters: Counters::default(),
+            #[cfg(feature = "vault")]
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The KEK for `uri`, set up on first use. Fails when the URI is
+    /// malformed or its KMS is not configured.
+    pub fn kek(&self, uri: &str) -> Result<Kek, KmsError> {
+        if let Some(kek) = lock(&self.keks).get(uri) {
+            return Ok(kek.clone());
+        }
+        let parsed = KekUri::parse(uri)?;
+        let provider = self.provider(&parsed)?;
+        let kek = Kek {
+            uri: parsed,
+            provider,
+        };
+        lock(&self.keks).insert(uri.to_owned(), kek.clone());
+        Ok(kek)
+    }
+
+    /// Registers a KEK of the program's own (another KMS, an HSM) under
+    /// `id`, the text written into `encryption-key-id`. Replaces a KEK of
+    /// the same id.
+    pub fn register(&self, id: &str, provider: Arc<dyn KeyEncryptionKey>) -> Kek {
+        let kek = Kek {
+            uri: KekUri::custom(id),
+            provider,
+        };
+        lock(&self.keks).insert(id.to_owned(), kek.clone());
+        kek
+    }
+
+    fn provider(&self, uri: &KekUri) -> Result<Arc<dyn KeyEncryptionKey>, KmsError> {
+        let missing = |what: &str| KmsError::NotConfigured {
+            kek: uri.to_string(),
+            missing: what.to_owned(),
+        };
+        match uri.kind() {
+            KekKind::Testing { key } => Ok(Arc::new(SecretboxKek::new(key))),
+            KekKind::Keyring { key_id } => {
+                let keyring = self.options.keyring.clone().ok_or_else(|| {
+                    missing("keyring:// KEKs need a keyring file ([kms] keyring)")
+                })?;
+                let kek = KeyringKek::new(keyring, key_id)
+                    .ok_or_else(|| missing(&format!("the KEK keyring has no key `{key_id}`")))?;
+                Ok(Arc::new(kek))
+            }
+            KekKind::Vault { .. } => self.vault(uri),
+            KekKind::AwsKms { .. } => self.aws(uri),
+            KekKind::Custom => Err(missing("register it first with Kms::register")),
+        }
+    }
+
+    #[cfg(feature = "vault")]
+    fn client(&self) -> Result<crate::http::JsonClient, KmsError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client.clone());
+        }
+        let client =
+            crate::http::JsonClient::new(self.options.call_timeout).map_err(|missing| {
+                KmsError::NotConfigured {
+                    kek: "*".to_owned(),
+                    missing,
+                }
+            })?;
+        Ok(self.client.get_or_init(|| client).clone())
+    }
+
+    #[cfg(feature = "vault")]
+    fn vault(&self, uri: &KekUri) -> Result<Arc<dyn KeyEncryptionKey>, KmsError> {
+        let KekKind::Vault { mount, key } = uri.kind() else {
+            unreachable!("called for vault URIs only")
+        };
+        let access = self.options.vault.as_ref().ok_or_else(|| KmsError::NotConfigured {
+            kek: uri.to_string(),
+            missing: "Vault KEKs need [kms.vault] address and a token".to_owned(),
+        })?;
+        Ok(Arc::new(crate::vault::VaultKek {
+            client: self.client()?,
+            address: access.address.trim_end_matches('/').to_owned(),
+            mount: mount.trim_matches('/').to_owned(),
+            key: key.clone(),
+            token: access.token.clone(),
+        }))
+    }
+
+    #[cfg(not(feature = "vault"))]
+    fn vault(&self, uri: &KekUri) -> Result<Arc<dyn KeyEncryptionKey>, KmsError> {
+        Err(KmsError::NotConfigured {
+            kek: uri.to_string(),
+            missing: "this build has no Vault support (cargo feature `vault`)".to_owned(),
+        })
+    }
+
+    #[cfg(feature = "aws")]
+    fn aws(&self, uri: &KekUri) -> Result<Arc<dyn KeyEncryptionKey>, KmsError> {
+        let KekKind::AwsKms { key_id, region } = uri.kind() else {
+            unreachable!("called for awskms URIs only")
+        };
+        let access = self.options.aws.as_ref().ok_or_else(|| KmsError::NotConfigured {
+            kek: uri.to_string(),
+            missing: "AWS KMS KEKs need credentials (AWS_ACCESS_KEY_ID and \
+                      AWS_SECRET_ACCESS_KEY)"
+                .to_owned(),
+        })?;
+        let region = region.clone().unwrap_or_else(|| access.region.clone());
+        let endpoint = access
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://kms.{region}.amazonaws.com"));
+        Ok(Arc::new(crate::aws::AwsKmsKek {
+            client: self.client()?,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            region,
+            key_id: key_id.clone(),
+            credential: object_store::aws::AwsCredential {
+                key_id: access.access_key_id.clone(),
+                secret_key: access.secret_access_key.to_string(),
+                token: access.session_token.as_ref().map(|t| t.to_string()),
+            },
+        }))
+    }
+
+    #[cfg(not(feature = "aws"))]
+    fn aws(&self, uri: &KekUri) -> Result<Arc<dyn KeyEncryptionKey>, KmsError> {
+        Err(KmsError::NotConfigured {
+            kek: uri.to_string(),
+            missing: "this build has no AWS KMS support (cargo feature `aws`)".to_owned(),
+        })
+    }
+
+    /// `key` wrapped by `kek`, retrying transient failures with backoff.
+    pub async fn wrap(&self, kek: &Kek, key: &SecretKey) -> Result<Vec<u8>, KmsError> {
+        let result = self
+            .with_retries(|| kek.provider.wrap(key))
+            .await
+            .map_err(|e| match e {
+                KekError::Transient(cause) => KmsError::Unavailable {
+                    kek: kek.uri.to_string(),
+                    op: "wrap",
+                    cause,
+                },
+                KekError::Refused(cause) => KmsError::WrapRefused {
+                    kek: kek.uri.to_string(),
+                    cause,
+                },
+            });
+        if result.is_ok() {
+            self.counters.wraps.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// The data key `wrapped` by `kek`: from the cache, or unwrapped by the
+    /// KMS (once, however many callers ask at the same time).
+    pub async fn data_key(&self, kek: &Kek, wrapped: &[u8]) -> Result<Arc<DataKey>, KmsError> {
+        let slot = self.slot(kek, wrapped);
+        if let Some(key) = slot.key.get() {
+            self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(key.clone());
+        }
+        self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let key = slot
+            .key
+            .get_or_try_init(|| async {
+                let plain = self
+                    .with_retries(|| kek.provider.unwrap(wrapped))
+                    .await
+                    .map_err(|e| match e {
+                        KekError::Transient(cause) => KmsError::Unavailable {
+                            kek: kek.uri.to_string(),
+                            op: "unwrap",
+                            cause,
+                        },
+                        KekError::Refused(cause) => KmsError::UnwrapRefused {
+                            kek: kek.uri.to_string(),
+                            cause,
+                        },
+                    })?;
+                self.counters.unwraps.fetch_add(1, Ordering::Relaxed);
+                let secret = SecretKey::from_bytes(&plain)
+                    .ok_or(KmsError::WrongKeyLength { len: plain.len() })?;
+                Ok::<_, KmsError>(Arc::new(DataKey::new(&secret)))
+            })
+            .await?;
+        Ok(key.clone())
+    }
+
+    /// Puts a data key this process made into the cache, so payloads it
+    /// encrypts decode without a KMS call.
+    pub fn remember(&self, kek: &Kek, wrapped: &[u8], key: Arc<DataKey>) {
+        let slot = Slot {
+            key: OnceCell::new_with(Some(key)),
+            made: Instant::now(),
+        };
+        lock(&self.cache).put(cache_key(kek, wrapped), Arc::new(slot));
+    }
+
+    /// The cache slot for a wrapped key: the live one, or a new empty one.
+    fn slot(&self, kek: &Kek, wrapped: &[u8]) -> Arc<Slot> {
+        let key = cache_key(kek, wrapped);
+        let mut cache = lock(&self.cache);
+        if let Some(slot) = cache.get(&key)
+            && slot.made.elapsed() < self.options.cache_ttl
+        {
+            return slot.clone();
+        }
+        let slot = Arc::new(Slot {
+            key: OnceCell::new(),
+            made: Instant::now(),
+        });
+        cache.put(key, slot.clone());
+        slot
+    }
+
+    async fn with_retries<'a, T, F, Fut>(&'a self, call: F) -> Result<T, KekError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, KekError>>,
+    {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.options.first_backoff)
+            .with_max_delay(self.options.first_backoff * 16)
+            .with_max_times(self.options.attempts.saturating_sub(1))
+            .with_jitter();
+        call.retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e| matches!(e, KekError::Transient(_)))
+            .notify(|e, wait| {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, retry_in = ?wait, "KMS call failed; retrying");
+            })
+            .await
+            .inspect_err(|_| {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+            })
+    }
+
+    /// Counts since the start.
+    pub fn stats(&self) -> KmsStats {
+        let c = &self.counters;
+        KmsStats {
+            wraps: c.wraps.load(Ordering::Relaxed),
+            unwraps: c.unwraps.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            cache_hits: c.cache_hits.load(Ordering::Relaxed),
+            cache_misses: c.cache_misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Checks that `kek` works: wraps a fresh random key and unwraps it
+    /// again (bypassing the cache). Returns how long the two calls took.
+    pub async fn probe(&self, kek: &Kek) -> Result<Duration, KmsError> {
+        let started = Instant::now();
+        let key = SecretKey::generate().map_err(|_| KmsError::Unavailable {
+            kek: kek.uri.to_string(),
+            op: "wrap",
+            cause: "the system random number generator failed".to_owned(),
+        })?;
+        let wrapped = self.wrap(kek, &key).await?;
+        let plain = self
+            .with_retries(|| kek.provider.unwrap(&wrapped))
+            .await
+            .map_err(|e| KmsError::UnwrapRefused {
+                kek: kek.uri.to_string(),
+                cause: e.to_string(),
+            })?;
+        if plain[..] != key.as_bytes()[..] {
+            return Err(KmsError::UnwrapRefused {
+                kek: kek.uri.to_string(),
+                cause: "the unwrapped key differs from the wrapped one".to_owned(),
+            });
+        }
+        Ok(started.elapsed())
+    }
+}
+
+fn cache_key(kek: &Kek, wrapped: &[u8]) -> Vec<u8> {
+    let id = kek.uri.id().as_bytes();
+    let mut key = Vec::with_capacity(id.len() + 1 + wrapped.len());
+    key.extend_from_slice(id);
+    key.push(0);
+    key.extend_from_slice(wrapped);
+    key
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while these locks are held; a poisoned one still
+    // holds consistent data.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
