@@ -97,7 +97,10 @@ impl AwsKmsKek {
             message: String::from_utf8_lossy(&answer).chars().take(200).collect(),
         });
         let kind = fault.kind.rsplit('#').next().unwrap_or_default().to_owned();
-        let message = format!("AWS KMS answered {status} to {action}: {kind} {}", fault.message);
+        let message = format!(
+            "AWS KMS answered {status} to {action}: {kind} {}",
+            fault.message
+        );
         Err(
             if transient_status(status) || TRANSIENT_FAULTS.contains(&kind.as_str()) {
                 KekError::Transient(message)
@@ -109,7 +112,9 @@ impl AwsKmsKek {
 }
 
 fn bad_answer(action: &str, e: serde_json::Error) -> KekError {
-    KekError::Transient(format!("the KMS {action} answer is not what KMS returns: {e}"))
+    KekError::Transient(format!(
+        "the KMS {action} answer is not what KMS returns: {e}"
+    ))
 }
 
 impl KeyEncryptionKey for AwsKmsKek {

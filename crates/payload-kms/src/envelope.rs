@@ -227,7 +227,10 @@ impl EnvelopeCodec {
                             METADATA_ENCODING.to_owned(),
                             Bytes::from_static(ENCODING_ENCRYPTED.as_bytes()),
                         ),
-                        (METADATA_ENCRYPTION_KEY_ID.to_owned(), self.active_id.clone()),
+                        (
+                            METADATA_ENCRYPTION_KEY_ID.to_owned(),
+                            self.active_id.clone(),
+                        ),
                         (METADATA_ENCRYPTION_DEK.to_owned(), active.dek.clone()),
                     ]
                     .into(),
@@ -325,7 +328,11 @@ fn envelope_fields(payload: &Payload) -> Option<(Bytes, Bytes)> {
         return None;
     }
     let dek = payload.metadata.get(METADATA_ENCRYPTION_DEK)?;
-    let kek = payload.metadata.get(METADATA_ENCRYPTION_KEY_ID).cloned().unwrap_or_default();
+    let kek = payload
+        .metadata
+        .get(METADATA_ENCRYPTION_KEY_ID)
+        .cloned()
+        .unwrap_or_default();
     Some((kek, dek.clone()))
 }
 

@@ -23,8 +23,10 @@ pub trait KeyEncryptionKey: Send + Sync + fmt::Debug {
     /// base64-encoded, into `encryption-dek`).
     fn wrap<'a>(&'a self, key: &'a SecretKey) -> BoxFuture<'a, Result<Vec<u8>, KekError>>;
     /// The data key in `wrapped`; its length is checked by the caller.
-    fn unwrap<'a>(&'a self, wrapped: &'a [u8])
-    -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, KekError>>;
+    fn unwrap<'a>(
+        &'a self,
+        wrapped: &'a [u8],
+    ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, KekError>>;
 }
 
 /// Length of a secretbox nonce (XSalsa20).
@@ -58,9 +60,8 @@ impl SecretboxKek {
     }
 
     fn open(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, KekError> {
-        let refused = || {
-            KekError::Refused("the wrapped key does not open under this base64key KEK".into())
-        };
+        let refused =
+            || KekError::Refused("the wrapped key does not open under this base64key KEK".into());
         if wrapped.len() < SECRETBOX_NONCE {
             return Err(refused());
         }
@@ -161,7 +162,10 @@ mod tests {
         assert_eq!(wrapped.len(), 24 + 16 + 32);
         assert_eq!(&block(kek.unwrap(&wrapped)).unwrap()[..], &[1; 32]);
         let other = SecretboxKek::new(&SecretKey::from_bytes(&[8; 32]).unwrap());
-        assert!(matches!(block(other.unwrap(&wrapped)), Err(KekError::Refused(_))));
+        assert!(matches!(
+            block(other.unwrap(&wrapped)),
+            Err(KekError::Refused(_))
+        ));
         assert!(block(kek.unwrap(&wrapped[..10])).is_err());
         assert_eq!(format!("{kek:?}"), "SecretboxKek(<redacted>)");
     }

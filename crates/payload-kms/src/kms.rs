@@ -259,10 +259,14 @@ impl Kms {
         let KekKind::Vault { mount, key } = uri.kind() else {
             unreachable!("called for vault URIs only")
         };
-        let access = self.options.vault.as_ref().ok_or_else(|| KmsError::NotConfigured {
-            kek: uri.to_string(),
-            missing: "Vault KEKs need [kms.vault] address and a token".to_owned(),
-        })?;
+        let access = self
+            .options
+            .vault
+            .as_ref()
+            .ok_or_else(|| KmsError::NotConfigured {
+                kek: uri.to_string(),
+                missing: "Vault KEKs need [kms.vault] address and a token".to_owned(),
+            })?;
         Ok(Arc::new(crate::vault::VaultKek {
             client: self.client()?,
             address: access.address.trim_end_matches('/').to_owned(),
@@ -285,12 +289,16 @@ impl Kms {
         let KekKind::AwsKms { key_id, region } = uri.kind() else {
             unreachable!("called for awskms URIs only")
         };
-        let access = self.options.aws.as_ref().ok_or_else(|| KmsError::NotConfigured {
-            kek: uri.to_string(),
-            missing: "AWS KMS KEKs need credentials (AWS_ACCESS_KEY_ID and \
+        let access = self
+            .options
+            .aws
+            .as_ref()
+            .ok_or_else(|| KmsError::NotConfigured {
+                kek: uri.to_string(),
+                missing: "AWS KMS KEKs need credentials (AWS_ACCESS_KEY_ID and \
                       AWS_SECRET_ACCESS_KEY)"
-                .to_owned(),
-        })?;
+                    .to_owned(),
+            })?;
         let region = region.clone().unwrap_or_else(|| access.region.clone());
         let endpoint = access
             .endpoint
@@ -401,7 +409,7 @@ impl Kms {
         slot
     }
 
-    async fn with_retries<'a, T, F, Fut>(&'a self, call: F) -> Result<T, KekError>
+    async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T, KekError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, KekError>>,
@@ -475,5 +483,7 @@ fn cache_key(kek: &Kek, wrapped: &[u8]) -> Vec<u8> {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Nothing panics while these locks are held; a poisoned one still
     // holds consistent data.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

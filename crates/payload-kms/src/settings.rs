@@ -190,14 +190,16 @@ impl KmsSettings {
             Some(path) => Some(Arc::new(Keyring::load(&resolve(path), env)?)),
             None => None,
         };
-        let mut options = KmsOptions::default();
-        options.cache_size = self.cache_size;
-        options.cache_ttl = Duration::from_secs(self.cache_ttl_secs);
-        options.call_timeout = Duration::from_secs(self.timeout_secs);
-        options.attempts = self.attempts;
-        options.keyring = keyring;
-        options.vault = self.vault_access(env, resolve)?;
-        options.aws = self.aws_access(env);
+        let options = KmsOptions {
+            cache_size: self.cache_size,
+            cache_ttl: Duration::from_secs(self.cache_ttl_secs),
+            call_timeout: Duration::from_secs(self.timeout_secs),
+            attempts: self.attempts,
+            keyring,
+            vault: self.vault_access(env, resolve)?,
+            aws: self.aws_access(env),
+            ..KmsOptions::default()
+        };
         Ok(Arc::new(Kms::new(options)))
     }
 

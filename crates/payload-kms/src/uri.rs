@@ -92,7 +92,8 @@ impl KekUri {
                 });
             }
             "keyring" => KekKind::Keyring {
-                key_id: non_empty(location).ok_or_else(|| invalid("name the key: keyring://<key id>"))?,
+                key_id: non_empty(location)
+                    .ok_or_else(|| invalid("name the key: keyring://<key id>"))?,
             },
             "hashivault" | "vault" => KekKind::Vault {
                 mount: param("engine").unwrap_or_else(|| "transit".to_owned()),
@@ -159,7 +160,11 @@ pub(crate) fn shown(text: &str) -> String {
         let scheme = text.split("://").next().unwrap_or("testing");
         return format!("{scheme}://<key hidden>");
     }
-    let mut out: String = text.chars().take(200).flat_map(char::escape_debug).collect();
+    let mut out: String = text
+        .chars()
+        .take(200)
+        .flat_map(char::escape_debug)
+        .collect();
     if text.chars().count() > 200 {
         out.push('…');
     }
@@ -186,7 +191,7 @@ fn decode_key(text: &str) -> Option<SecretKey> {
 
 fn pad(text: &str) -> String {
     let mut padded = text.to_owned();
-    while padded.len() % 4 != 0 {
+    while !padded.len().is_multiple_of(4) {
         padded.push('=');
     }
     padded
@@ -195,14 +200,22 @@ fn pad(text: &str) -> String {
 impl PartialEq for KekKind {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (KekKind::Testing { key: a }, KekKind::Testing { key: b }) => a.as_bytes() == b.as_bytes(),
+            (KekKind::Testing { key: a }, KekKind::Testing { key: b }) => {
+                a.as_bytes() == b.as_bytes()
+            }
             (KekKind::Keyring { key_id: a }, KekKind::Keyring { key_id: b }) => a == b,
             (KekKind::Vault { mount: m1, key: k1 }, KekKind::Vault { mount: m2, key: k2 }) => {
                 m1 == m2 && k1 == k2
             }
             (
-                KekKind::AwsKms { key_id: a, region: r1 },
-                KekKind::AwsKms { key_id: b, region: r2 },
+                KekKind::AwsKms {
+                    key_id: a,
+                    region: r1,
+                },
+                KekKind::AwsKms {
+                    key_id: b,
+                    region: r2,
+                },
             ) => a == b && r1 == r2,
             (KekKind::Custom, KekKind::Custom) => true,
             _ => false,
@@ -228,7 +241,9 @@ impl fmt::Debug for KekKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KekKind::Testing { .. } => f.write_str("Testing(<key hidden>)"),
-            KekKind::Keyring { key_id } => f.debug_struct("Keyring").field("key_id", key_id).finish(),
+            KekKind::Keyring { key_id } => {
+                f.debug_struct("Keyring").field("key_id", key_id).finish()
+            }
             KekKind::Vault { mount, key } => f
                 .debug_struct("Vault")
                 .field("mount", mount)
@@ -303,7 +318,10 @@ mod tests {
             ("awskms://", "awskms:///alias/"),
             ("keyring://", "keyring://<key id>"),
             ("ftp://x", "unknown scheme"),
-            ("gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k", "not supported"),
+            (
+                "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+                "not supported",
+            ),
         ] {
             let err = KekUri::parse(text).unwrap_err().to_string();
             assert!(err.contains(hint), "{text}: {err}");

@@ -87,7 +87,9 @@ impl VaultKek {
 }
 
 fn bad_answer(op: &str, e: serde_json::Error) -> KekError {
-    KekError::Transient(format!("Vault's {op} answer is not what transit returns: {e}"))
+    KekError::Transient(format!(
+        "Vault's {op} answer is not what transit returns: {e}"
+    ))
 }
 
 impl KeyEncryptionKey for VaultKek {

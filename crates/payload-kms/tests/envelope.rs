@@ -1,0 +1,366 @@
+//! The envelope codec through its public API, with KEKs that count their
+//! calls and can be switched off (a KMS outage).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use payload_codecs::{AesGcmCodec, KeyId, Keyring, SecretKey};
+use payload_converter::{BoxFuture, CodecErrorKind, PayloadCodec, PayloadExt};
+use payload_kms::{EnvelopeBuilder, KekError, KeyEncryptionKey, Kms, KmsOptions};
+use payload_proto::temporal::api::common::v1::Payload;
+use proptest::prelude::*;
+use zeroize::Zeroizing;
+
+/// A local KEK (XOR with a byte, then a marker) that counts its calls and
+/// fails while `down`.
+#[derive(Debug, Default)]
+struct CountingKek {
+    mask: u8,
+    wraps: AtomicUsize,
+    unwraps: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl CountingKek {
+    fn new(mask: u8) -> Arc<Self> {
+        Arc::new(Self {
+            mask,
+            ..Self::default()
+        })
+    }
+}
+
+impl KeyEncryptionKey for CountingKek {
+    fn wrap<'a>(&'a self, key: &'a SecretKey) -> BoxFuture<'a, Result<Vec<u8>, KekError>> {
+        Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(KekError::Transient("connection refused".into()));
+            }
+            self.wraps.fetch_add(1, Ordering::SeqCst);
+            let mut out: Vec<u8> = key.as_bytes().iter().map(|b| b ^ self.mask).collect();
+            out.push(self.mask);
+            Ok(out)
+        })
+    }
+
+    fn unwrap<'a>(
+        &'a self,
+        wrapped: &'a [u8],
+    ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, KekError>> {
+        Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(KekError::Transient("connection refused".into()));
+            }
+            self.unwraps.fetch_add(1, Ordering::SeqCst);
+            match wrapped.split_last() {
+                Some((&mask, key)) if mask == self.mask => {
+                    Ok(Zeroizing::new(key.iter().map(|b| b ^ mask).collect()))
+                }
+                _ => Err(KekError::Refused("not wrapped by this KEK".into())),
+            }
+        })
+    }
+}
+
+fn fast_kms() -> Arc<Kms> {
+    let mut options = KmsOptions::default();
+    options.first_backoff = Duration::from_millis(1);
+    Arc::new(Kms::new(options))
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+}
+
+fn sample(n: usize) -> Vec<Payload> {
+    (0..n)
+        .map(|i| Payload::with_encoding("json/plain", format!("{{\"n\":{i}}}").into_bytes()))
+        .collect()
+}
+
+#[test]
+fn the_wire_format_is_the_proxys() {
+    let kms = fast_kms();
+    let kek = CountingKek::new(0x5a);
+    kms.register("test://kek-a", kek.clone());
+    let codec = EnvelopeBuilder::new(kms.clone(), "test://kek-a")
+        .build()
+        .unwrap();
+    let out = block(codec.encode(sample(1))).unwrap();
+    let p = &out[0];
+    assert_eq!(p.metadata.len(), 3);
+    assert_eq!(p.encoding(), Some("binary/encrypted"));
+    assert_eq!(p.metadata_str("encryption-key-id"), Some("test://kek-a"));
+    // encryption-dek: standard base64 of exactly what the KEK returned.
+    let wrapped = STANDARD
+        .decode(p.metadata_str("encryption-dek").unwrap())
+        .unwrap();
+    let dek: Vec<u8> = wrapped[..32].iter().map(|b| b ^ 0x5a).collect();
+    // data: nonce ‖ AES-256-GCM(serialized payload) ‖ tag, no AAD.
+    let key = ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &dek).unwrap(),
+    );
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(&p.data[..12]).unwrap();
+    let mut buf = p.data[12..].to_vec();
+    let plain = key
+        .open_in_place(nonce, ring::aead::Aad::empty(), &mut buf)
+        .unwrap();
+    assert_eq!(plain, prost::Message::encode_to_vec(&sample(1)[0]));
+}
+
+#[test]
+fn one_data_key_serves_many_payloads_and_a_cold_cache_costs_one_call_per_key() {
+    let writer_kms = fast_kms();
+    let kek = CountingKek::new(1);
+    writer_kms.register("test://k", kek.clone());
+    let writer = EnvelopeBuilder::new(writer_kms.clone(), "test://k")
+        .data_key_ttl(Duration::from_millis(300), Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut written = block(writer.encode(sample(40))).unwrap();
+    written.extend(block(writer.encode(sample(40))).unwrap());
+    assert_eq!(
+        kek.wraps.load(Ordering::SeqCst),
+        1,
+        "the data key is reused"
+    );
+    std::thread::sleep(Duration::from_millis(250));
+    written.extend(block(writer.encode(sample(40))).unwrap());
+    assert_eq!(
+        kek.wraps.load(Ordering::SeqCst),
+        2,
+        "renewed before its end"
+    );
+    // The writer decodes its own payloads without a call.
+    block(writer.decode(written.clone())).unwrap();
+    assert_eq!(kek.unwraps.load(Ordering::SeqCst), 0);
+
+    // A reader with a cold cache: 120 payloads, 2 data keys, 2 calls.
+    let reader_kms = fast_kms();
+    reader_kms.register("test://k", kek.clone());
+    let reader = EnvelopeBuilder::new(reader_kms.clone(), "test://k")
+        .build()
+        .unwrap();
+    let decoded = block(reader.decode(written.clone())).unwrap();
+    assert_eq!(decoded.len(), 120);
+    assert_eq!(decoded[..40], sample(40)[..]);
+    assert_eq!(kek.unwraps.load(Ordering::SeqCst), 2);
+    block(reader.decode(written)).unwrap();
+    assert_eq!(
+        kek.unwraps.load(Ordering::SeqCst),
+        2,
+        "warm cache: no calls"
+    );
+    let stats = reader_kms.stats();
+    assert_eq!((stats.unwraps, stats.cache_misses), (2, 2));
+    assert_eq!(stats.cache_hits, 2);
+}
+
+#[test]
+fn concurrent_requests_for_one_data_key_share_one_call() {
+    let kek = CountingKek::new(2);
+    let writer_kms = fast_kms();
+    writer_kms.register("test://k", kek.clone());
+    let writer = EnvelopeBuilder::new(writer_kms, "test://k")
+        .build()
+        .unwrap();
+    let written = block(writer.encode(sample(4))).unwrap();
+    let reader_kms = fast_kms();
+    reader_kms.register("test://k", kek.clone());
+    let reader = Arc::new(
+        EnvelopeBuilder::new(reader_kms, "test://k")
+            .build()
+            .unwrap(),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let reader = reader.clone();
+                let written = written.clone();
+                tokio::spawn(async move { reader.decode(written).await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap(), sample(4));
+        }
+    });
+    assert_eq!(kek.unwraps.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn decrypt_only_keks_decode_and_new_payloads_use_the_active_one() {
+    let kms = fast_kms();
+    kms.register("test://old", CountingKek::new(3));
+    kms.register("test://new", CountingKek::new(4));
+    let old = EnvelopeBuilder::new(kms.clone(), "test://old")
+        .build()
+        .unwrap();
+    let written = block(old.encode(sample(2))).unwrap();
+    let rotated = EnvelopeBuilder::new(kms.clone(), "test://new")
+        .decrypt_only("test://old")
+        .build()
+        .unwrap();
+    assert_eq!(block(rotated.decode(written.clone())).unwrap(), sample(2));
+    let fresh = block(rotated.encode(sample(1))).unwrap();
+    assert_eq!(
+        fresh[0].metadata_str("encryption-key-id"),
+        Some("test://new")
+    );
+
+    // A namespace that does not list the old KEK refuses its payloads.
+    let strict = EnvelopeBuilder::new(kms, "test://new").build().unwrap();
+    let err = block(strict.decode(written)).unwrap_err();
+    assert_eq!(err.kind(), CodecErrorKind::UnknownKey);
+    assert_eq!(err.index(), Some(0));
+    assert!(err.to_string().contains("decrypt_keks"), "{err}");
+}
+
+#[test]
+fn keyring_and_envelope_payloads_decode_from_one_chain() {
+    let keyring = Arc::new(Keyring::single(
+        KeyId::new("ring-1").unwrap(),
+        SecretKey::generate().unwrap(),
+    ));
+    let kms = fast_kms();
+    kms.register("test://k", CountingKek::new(5));
+    let envelope = EnvelopeBuilder::new(kms.clone(), "test://k")
+        .keyring(AesGcmCodec::new(keyring.clone()))
+        .build()
+        .unwrap();
+    let mut mixed = block(AesGcmCodec::new(keyring).encode(sample(2))).unwrap();
+    mixed.extend(block(envelope.encode(sample(2))).unwrap());
+    mixed.push(sample(1).remove(0));
+    let mut expected = sample(2);
+    expected.extend(sample(2));
+    expected.extend(sample(1));
+    assert_eq!(block(envelope.decode(mixed.clone())).unwrap(), expected);
+
+    // Without a keyring, the keyring payload is refused by name.
+    let bare = EnvelopeBuilder::new(kms, "test://k").build().unwrap();
+    let err = block(bare.decode(mixed)).unwrap_err();
+    assert_eq!(err.kind(), CodecErrorKind::UnknownKey);
+    assert!(err.to_string().contains("ring-1"), "{err}");
+}
+
+#[test]
+fn an_outage_is_unavailable_while_cached_keys_keep_working_and_recovery_follows() {
+    let kek = CountingKek::new(6);
+    let kms = fast_kms();
+    kms.register("test://k", kek.clone());
+    let codec = EnvelopeBuilder::new(kms.clone(), "test://k")
+        .data_key_ttl(Duration::from_millis(200), Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let before = block(codec.encode(sample(3))).unwrap();
+    // A payload of another writer: its data key is not cached here.
+    let other_kms = fast_kms();
+    other_kms.register("test://k", kek.clone());
+    let foreign = block(
+        EnvelopeBuilder::new(other_kms, "test://k")
+            .build()
+            .unwrap()
+            .encode(sample(1)),
+    )
+    .unwrap();
+
+    kek.down.store(true, Ordering::SeqCst);
+    assert_eq!(block(codec.decode(before.clone())).unwrap(), sample(3));
+    let err = block(codec.decode(foreign.clone())).unwrap_err();
+    assert_eq!(err.kind(), CodecErrorKind::Unavailable);
+    assert!(err.to_string().contains("unavailable (unwrap)"), "{err}");
+    // Encoding goes on with the current data key until it ends ...
+    std::thread::sleep(Duration::from_millis(160));
+    block(codec.encode(sample(1))).unwrap();
+    // ... and then fails clearly.
+    std::thread::sleep(Duration::from_millis(60));
+    let err = block(codec.encode(sample(1))).unwrap_err();
+    assert_eq!(err.kind(), CodecErrorKind::Unavailable);
+    assert!(kms.stats().failures >= 3, "{:?}", kms.stats());
+
+    kek.down.store(false, Ordering::SeqCst);
+    assert_eq!(block(codec.decode(foreign)).unwrap(), sample(1));
+    block(codec.encode(sample(1))).unwrap();
+}
+
+#[test]
+fn tampered_payloads_and_keys_are_input_errors() {
+    let kms = fast_kms();
+    kms.register("test://k", CountingKek::new(7));
+    let codec = EnvelopeBuilder::new(kms, "test://k").build().unwrap();
+    let good = block(codec.encode(sample(1))).unwrap().remove(0);
+
+    let mut flipped = good.clone();
+    let mut data = flipped.data.to_vec();
+    data[20] ^= 1;
+    flipped.data = data.into();
+    let err = block(codec.decode(vec![flipped])).unwrap_err();
+    assert_eq!(err.kind(), CodecErrorKind::InvalidPayload, "{err}");
+
+    for dek in [&b"%%%"[..], b"", b"AAAA"] {
+        let mut bad = good.clone();
+        bad.metadata
+            .insert("encryption-dek".into(), bytes::Bytes::copy_from_slice(dek));
+        let err = block(codec.decode(vec![bad])).unwrap_err();
+        assert!(err.kind().is_input_fault(), "{dek:?}: {err}");
+    }
+    let mut short = good;
+    short.data = short.data.slice(..10);
+    assert!(
+        block(codec.decode(vec![short]))
+            .unwrap_err()
+            .kind()
+            .is_input_fault()
+    );
+}
+
+#[test]
+fn keys_never_show_in_debug_or_errors() {
+    let secret = base64::engine::general_purpose::URL_SAFE.encode([0x42; 32]);
+    let uri = format!("testing://{secret}");
+    let kms = fast_kms();
+    let codec = EnvelopeBuilder::new(kms.clone(), uri.as_str())
+        .build()
+        .unwrap();
+    let out = block(codec.encode(sample(1))).unwrap();
+    // The proxy writes testing:// KEKs as base64key://.
+    assert_eq!(
+        out[0].metadata_str("encryption-key-id"),
+        Some(format!("base64key://{secret}").as_str())
+    );
+    let other = EnvelopeBuilder::new(
+        kms.clone(),
+        "testing://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )
+    .build()
+    .unwrap();
+    let err = block(other.decode(out)).unwrap_err().to_string();
+    for shown in [format!("{codec:?}"), format!("{kms:?}"), err] {
+        assert!(!shown.contains(&secret[..12]), "{shown}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn envelope_round_trips(payloads in test_support::batch(2048)) {
+        let kms = fast_kms();
+        kms.register("test://k", CountingKek::new(8));
+        let codec = EnvelopeBuilder::new(kms, "test://k").build().unwrap();
+        let encoded = block(codec.encode(payloads.clone())).unwrap();
+        prop_assert_eq!(encoded.len(), payloads.len());
+        prop_assert!(encoded.iter().all(|p| p.encoding() == Some("binary/encrypted")));
+        prop_assert_eq!(block(codec.decode(encoded)).unwrap(), payloads);
+    }
+}
