@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use payload_kms::KmsSettings;
 use payload_storage::StorageSettings;
 use serde::Deserialize;
 
@@ -34,6 +35,10 @@ pub struct Config {
     pub cors: CorsConfig,
     /// HTTPS; absent means plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Envelope encryption with a KMS (docs/key-management.md): the default
+    /// KEK, decrypt-only KEKs, how to reach the KMS, the data key cache.
+    #[serde(default)]
+    pub kms: Option<KmsSettings>,
     /// The codec and auth for namespaces without a section of their own;
     /// absent means such namespaces are refused.
     pub default: Option<NamespaceConfig>,
@@ -212,6 +217,25 @@ pub struct NamespaceConfig {
     /// (docs/storage.md).
     #[serde(default)]
     pub storage: Option<StorageSettings>,
+    /// The KEK `encrypt` wraps data keys with (envelope encryption, the
+    /// Temporal Proxy's format), instead of `[kms] kek`. With a KEK, the
+    /// keyring (if any) only decrypts older keyring-format payloads.
+    #[serde(default)]
+    pub kek: Option<String>,
+    /// KEKs this namespace only decrypts with (being retired), besides
+    /// `[kms] decrypt_keks`.
+    #[serde(default)]
+    pub decrypt_keks: Vec<String>,
+}
+
+impl NamespaceConfig {
+    /// The KEK policy of this section.
+    pub fn kek_policy(&self) -> payload_kms::KekPolicy {
+        payload_kms::KekPolicy {
+            kek: self.kek.clone(),
+            decrypt_keks: self.decrypt_keks.clone(),
+        }
+    }
 }
 
 fn default_chain() -> Vec<CodecName> {
@@ -297,12 +321,15 @@ impl Config {
             server: ServerConfig::default(),
             cors: CorsConfig::default(),
             tls: None,
+            kms: None,
             default: Some(NamespaceConfig {
                 keyring: Some(dev_keyring),
                 chain: default_chain(),
                 auth: AuthConfig::None,
                 refuse: false,
                 storage: None,
+                kek: None,
+                decrypt_keks: Vec::new(),
             }),
             namespaces: BTreeMap::new(),
             base_dir: PathBuf::from("."),
@@ -426,6 +453,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(kms) = &self.kms {
+            kms.validate().or_else(|e| invalid(format!("[kms] {e}")))?;
+        }
         let sections = self
             .default
             .iter()
@@ -439,8 +469,25 @@ impl Config {
             if section.refuse {
                 continue;
             }
-            if section.chain.contains(&CodecName::Encrypt) && section.keyring.is_none() {
-                return invalid(format!("[{name}] encrypts but names no `keyring` file"));
+            let kek = section
+                .kek
+                .as_deref()
+                .or(self.kms.as_ref().and_then(|k| k.kek.as_deref()));
+            let encrypts = section.chain.contains(&CodecName::Encrypt);
+            if encrypts && section.keyring.is_none() && kek.is_none() {
+                return invalid(format!(
+                    "[{name}] encrypts but names no `keyring` file and no `kek` (nor [kms] kek)"
+                ));
+            }
+            if !encrypts && (section.kek.is_some() || !section.decrypt_keks.is_empty()) {
+                return invalid(format!(
+                    "[{name}] names KEKs but its chain does not encrypt; add \"encrypt\" to `chain`"
+                ));
+            }
+            for uri in section.kek.iter().chain(&section.decrypt_keks) {
+                if let Err(e) = payload_kms::KekUri::parse(uri) {
+                    return invalid(format!("[{name}] {e}"));
+                }
             }
             if let Some(storage) = &section.storage {
                 storage

@@ -107,6 +107,9 @@ pub enum ApiError {
         "the external payload store is unavailable; retry shortly (the server log has the cause)"
     )]
     StorageUnavailable(String),
+    /// The KMS cannot wrap or unwrap a data key now (after retries).
+    #[error("{0}")]
+    KmsUnavailable(PayloadCodecError),
     /// The request took longer than the configured timeout.
     #[error("request timed out after {0} seconds")]
     Timeout(u64),
@@ -168,6 +171,7 @@ impl ApiError {
             ApiError::StorageUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
             }
+            ApiError::KmsUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "kms_unavailable"),
             ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -189,6 +193,7 @@ impl ApiError {
             (_, Some(BudgetError::Exceeded { limit })) => ApiError::DecodedTooLarge { limit },
             (CodecErrorKind::Busy, _) => ApiError::Overloaded,
             (CodecErrorKind::Cancelled, _) => ApiError::Timeout(timeout_secs),
+            (CodecErrorKind::Unavailable, _) => ApiError::KmsUnavailable(err),
             (kind, _) if kind.is_input_fault() => ApiError::Codec(err),
             _ => ApiError::Internal(err.to_string()),
         }
@@ -240,6 +245,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::StorageUnavailable(cause) => {
                 tracing::warn!(%cause, "external storage unavailable");
+                self.to_string()
+            }
+            ApiError::KmsUnavailable(cause) => {
+                tracing::warn!(%cause, "KMS unavailable");
                 self.to_string()
             }
             ApiError::Codec(err) if status.is_server_error() => {

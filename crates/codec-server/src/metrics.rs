@@ -299,6 +299,27 @@ impl Metrics {
     }
 }
 
+/// KMS calls and data key cache lookups, appended to the exposition. The
+/// counts start again when a reload builds a new KMS hub.
+pub(crate) fn render_kms(text: &mut String, stats: &payload_kms::KmsStats) {
+    use std::fmt::Write as _;
+    let _ = write!(
+        text,
+        "# HELP codec_server_kms_calls_total KMS calls that succeeded, by operation.\n\
+         # TYPE codec_server_kms_calls_total counter\n\
+         codec_server_kms_calls_total{{op=\"wrap\"}} {}\n\
+         codec_server_kms_calls_total{{op=\"unwrap\"}} {}\n\
+         # HELP codec_server_kms_call_failures_total KMS calls that failed (each retry counts).\n\
+         # TYPE codec_server_kms_call_failures_total counter\n\
+         codec_server_kms_call_failures_total {}\n\
+         # HELP codec_server_kms_cache_lookups_total Data key cache lookups, by result.\n\
+         # TYPE codec_server_kms_cache_lookups_total counter\n\
+         codec_server_kms_cache_lookups_total{{result=\"hit\"}} {}\n\
+         codec_server_kms_cache_lookups_total{{result=\"miss\"}} {}\n",
+        stats.wraps, stats.unwraps, stats.failures, stats.cache_hits, stats.cache_misses
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use payload_codecs::{ChainBuilder, ChainError, Keyring, KeyringError};
+use payload_codecs::{AesGcmCodec, ChainBuilder, ChainError, Keyring, KeyringError};
+use payload_converter::PayloadCodec;
+use payload_kms::{Kms, KmsSettings};
 use payload_storage::StorageCodec;
 
 use crate::auth::{Auth, BadTokenHash, BearerTokens, JwtAuth};
@@ -42,6 +44,17 @@ pub enum BuildError {
         /// Why.
         source: payload_storage::SettingsError,
     },
+    /// The `[kms]` section cannot be used (its keyring, the Vault token).
+    #[error("[kms] {0}")]
+    Kms(payload_kms::SettingsError),
+    /// A namespace's KEK cannot be set up.
+    #[error("[{section}] kek: {source}")]
+    Kek {
+        /// The config section.
+        section: String,
+        /// Why.
+        source: payload_kms::KmsError,
+    },
     /// A bearer token hash is malformed.
     #[error("[{section}] auth: {source}")]
     Token {
@@ -57,6 +70,23 @@ pub enum BuildError {
 pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
     let mut keyrings: HashMap<PathBuf, Arc<Keyring>> = HashMap::new();
     let env = |name: &str| config.environment.get(name);
+    // One KMS hub (clients and data key cache) for every namespace, made
+    // only when some namespace encrypts under a KEK.
+    let kms_settings = config.kms.clone().unwrap_or_default();
+    let uses_kek = config
+        .default
+        .iter()
+        .chain(config.namespaces.values())
+        .any(|ns| !ns.refuse && kms_settings.active_kek(&ns.kek_policy()).is_some());
+    let kms: Option<Arc<Kms>> = if uses_kek {
+        Some(
+            kms_settings
+                .build(&env, &|path| config.resolve(path))
+                .map_err(BuildError::Kms)?,
+        )
+    } else {
+        None
+    };
     let mut build = |section: &str, ns: &NamespaceConfig| -> Result<NamespacePolicy, BuildError> {
         let keyring = match &ns.keyring {
             Some(path) => {
@@ -77,13 +107,21 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
             }
             None => None,
         };
-        // Fails closed: a chain that encrypts without a keyring is an error
-        // here too, not only in `Config::validate`.
-        let chain =
-            ChainBuilder::from_names(&ns.chain, keyring).map_err(|source| BuildError::Chain {
+        let encryption =
+            encryption(&kms_settings, kms.as_ref(), ns, keyring).map_err(|source| {
+                BuildError::Kek {
+                    section: section.to_owned(),
+                    source,
+                }
+            })?;
+        // Fails closed: a chain that encrypts without a keyring or a KEK
+        // is an error here too, not only in `Config::validate`.
+        let chain = ChainBuilder::from_names_with(&ns.chain, encryption).map_err(|source| {
+            BuildError::Chain {
                 section: section.to_owned(),
                 source,
-            })?;
+            }
+        })?;
         let auth = match &ns.auth {
             AuthConfig::None => Auth::None,
             AuthConfig::Bearer {
@@ -99,7 +137,7 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
             ),
             AuthConfig::Jwt(settings) => Auth::Jwt(JwtAuth::new(settings.clone())),
         };
-        let codec: Arc<dyn payload_converter::PayloadCodec> = Arc::new(chain);
+        let codec: Arc<dyn PayloadCodec> = Arc::new(chain);
         let storage = match &ns.storage {
             Some(settings) => {
                 let storage =
@@ -128,6 +166,7 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
         _ => None,
     };
     let mut table = NamespaceTable::new(default);
+    table.set_kms(kms.clone());
     for (name, ns) in &config.namespaces {
         if ns.refuse {
             table.refuse(name.clone());
@@ -136,6 +175,22 @@ pub fn build_namespaces(config: &Config) -> Result<NamespaceTable, BuildError> {
         }
     }
     Ok(table)
+}
+
+/// What `encrypt` means for a namespace: envelope encryption under its KEK
+/// (reading keyring payloads with its keyring, if any), else its keyring.
+fn encryption(
+    settings: &KmsSettings,
+    kms: Option<&Arc<Kms>>,
+    ns: &NamespaceConfig,
+    keyring: Option<Arc<Keyring>>,
+) -> Result<Option<Arc<dyn PayloadCodec>>, payload_kms::KmsError> {
+    if let Some(kms) = kms
+        && let Some(envelope) = settings.envelope(kms, &ns.kek_policy(), keyring.clone())?
+    {
+        return Ok(Some(Arc::new(envelope)));
+    }
+    Ok(keyring.map(|k| Arc::new(AesGcmCodec::new(k)) as Arc<dyn PayloadCodec>))
 }
 
 #[cfg(test)]
@@ -153,6 +208,8 @@ mod tests {
             auth: AuthConfig::None,
             refuse: false,
             storage: None,
+            kek: None,
+            decrypt_keks: Vec::new(),
         });
         let err = build_namespaces(&config).unwrap_err();
         assert!(

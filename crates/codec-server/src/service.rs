@@ -171,7 +171,11 @@ impl Inner {
         metrics
             .gauge("codec_server_memory_limit_bytes")
             .set(memory_limit(memory) as f64);
-        let mut response = metrics.render().into_response();
+        let mut text = metrics.render();
+        if let Some(stats) = self.state.kms_stats() {
+            crate::metrics::render_kms(&mut text, &stats);
+        }
+        let mut response = text.into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -38,6 +38,8 @@ pub struct NamespacePolicy {
 pub struct NamespaceTable {
     default: Option<Arc<NamespacePolicy>>,
     named: HashMap<String, Option<Arc<NamespacePolicy>>>,
+    /// The KMS hub of the namespaces' envelope codecs (for `/metrics`).
+    kms: Option<Arc<payload_kms::Kms>>,
 }
 
 impl NamespaceTable {
@@ -46,7 +48,19 @@ impl NamespaceTable {
         Self {
             default: default.map(Arc::new),
             named: HashMap::new(),
+            kms: None,
         }
+    }
+
+    /// The KMS hub the namespaces' envelope codecs share.
+    pub fn set_kms(&mut self, kms: Option<Arc<payload_kms::Kms>>) {
+        self.kms = kms;
+    }
+
+    /// Counts of KMS calls and data key cache lookups, if a namespace
+    /// uses a KEK.
+    pub(crate) fn kms_stats(&self) -> Option<payload_kms::KmsStats> {
+        self.kms.as_ref().map(|kms| kms.stats())
     }
 
     /// Serves `namespace` with its own policy.
@@ -142,6 +156,11 @@ impl AppState {
 
     pub(crate) fn cors(&self) -> &Cors {
         &self.shared.cors
+    }
+
+    /// The KMS counts of the current namespace table.
+    pub(crate) fn kms_stats(&self) -> Option<payload_kms::KmsStats> {
+        self.shared.namespaces.load().kms_stats()
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {

@@ -20,6 +20,8 @@ async fn secured() -> TestServer {
                 },
                 refuse: false,
                 storage: None,
+                kek: None,
+                decrypt_keks: Vec::new(),
             },
         );
         c.namespaces.insert(
@@ -30,6 +32,8 @@ async fn secured() -> TestServer {
                 auth: AuthConfig::None,
                 refuse: true,
                 storage: None,
+                kek: None,
+                decrypt_keks: Vec::new(),
             },
         );
     })

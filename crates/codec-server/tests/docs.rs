@@ -157,6 +157,8 @@ async fn doc_server() -> TestServer {
                 },
                 refuse: false,
                 storage: None,
+                kek: None,
+                decrypt_keks: Vec::new(),
             },
         );
     })

@@ -185,6 +185,8 @@ async fn server_with_clock(jwks_url: &str, min_refetch_secs: u64, clock: &TestCl
                 auth,
                 refuse: false,
                 storage: None,
+                kek: None,
+                decrypt_keks: Vec::new(),
             },
         );
     })
@@ -532,6 +534,8 @@ async fn waiting_for_the_jwks_ends_with_the_request_timeout() {
                 auth,
                 refuse: false,
                 storage: None,
+                kek: None,
+                decrypt_keks: Vec::new(),
             },
         );
     })

@@ -11,6 +11,7 @@ mod fuzz;
 mod hostile;
 mod http;
 mod jwt;
+mod kms;
 mod stateless;
 mod storage;
 mod tls;

@@ -105,9 +105,10 @@ impl AesGcmCodec {
             .ok_or_else(|| CodecError::UnknownKeyId {
                 key_id: key_id.to_owned(),
             })?;
-        key.aead.open_payload(payload.data, budget, || CodecError::Decrypt {
-            key_id: key.id.clone(),
-        })
+        key.aead
+            .open_payload(payload.data, budget, || CodecError::Decrypt {
+                key_id: key.id.clone(),
+            })
     }
 }
 
@@ -253,8 +254,14 @@ mod tests {
         );
         let err = decode_err(payload);
         assert_eq!(err.kind(), CodecErrorKind::UnknownKey);
-        assert!(matches!(inner(&err), CodecError::EnvelopeNeedsKek { kek } if kek == "awskms:///alias/temporal"));
-        assert!(err.to_string().contains("configure that key encryption key"), "{err}");
+        assert!(
+            matches!(inner(&err), CodecError::EnvelopeNeedsKek { kek } if kek == "awskms:///alias/temporal")
+        );
+        assert!(
+            err.to_string()
+                .contains("configure that key encryption key"),
+            "{err}"
+        );
     }
 
     #[test]

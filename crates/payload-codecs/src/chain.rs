@@ -162,15 +162,28 @@ impl ChainBuilder {
         names: &[CodecName],
         keyring: Option<Arc<Keyring>>,
     ) -> Result<CodecChain, ChainError> {
+        let encryption = keyring.map(|k| Arc::new(AesGcmCodec::new(k)) as Arc<dyn PayloadCodec>);
+        Self::from_names_with(names, encryption)
+    }
+
+    /// [`from_names`](Self::from_names) with `encrypt` meaning `encryption`
+    /// (an envelope codec, say, instead of the keyring's). A chain that
+    /// encrypts without it is [`ChainError::EncryptWithoutKeyring`].
+    pub fn from_names_with(
+        names: &[CodecName],
+        encryption: Option<Arc<dyn PayloadCodec>>,
+    ) -> Result<CodecChain, ChainError> {
         let mut builder = ChainBuilder::new();
         for (at, name) in names.iter().enumerate().rev() {
             if names[..at].contains(name) {
                 return Err(ChainError::Repeated(*name));
             }
             builder = match name {
-                CodecName::Encrypt => {
-                    builder.encrypt(keyring.clone().ok_or(ChainError::EncryptWithoutKeyring)?)
-                }
+                CodecName::Encrypt => builder.then_arc(
+                    encryption
+                        .clone()
+                        .ok_or(ChainError::EncryptWithoutKeyring)?,
+                ),
                 CodecName::Zstd => builder.compress_zstd(ZstdCodec::new()),
                 CodecName::Zlib => builder.compress_zlib(ZlibCodec::new()),
                 CodecName::Gzip => builder.then(GzipCodec::new()),

@@ -135,7 +135,8 @@ impl DataKey {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(OpenError);
         }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).map_err(|_| OpenError)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).map_err(|_| OpenError)?;
         let mut buf = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
         let len = self
             .aead
@@ -168,7 +169,10 @@ mod tests {
         assert_eq!(&key(1).open_bytes(&sealed).unwrap()[..], b"a data key");
         assert_eq!(key(2).open_bytes(&sealed), Err(OpenError));
         assert_eq!(key(1).open_bytes(&sealed[..20]), Err(OpenError));
-        assert_ne!(key(1).seal_bytes(b"x").unwrap(), key(1).seal_bytes(b"x").unwrap());
+        assert_ne!(
+            key(1).seal_bytes(b"x").unwrap(),
+            key(1).seal_bytes(b"x").unwrap()
+        );
         assert_eq!(format!("{:?}", key(1)), "DataKey(<redacted>)");
     }
 
