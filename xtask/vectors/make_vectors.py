@@ -9,13 +9,18 @@ Usage (normally through `cargo xtask vectors`, which makes the venv at
 target/vectors-venv from xtask/vectors/requirements.txt):
 
     python make_vectors.py --out-root /path/to/repo
-        writes crates/payload-converter/testdata/python/ and
-               crates/payload-codecs/testdata/python/
+        writes crates/payload-converter/testdata/python/,
+               crates/payload-codecs/testdata/python/ and
+               crates/payload-kms/testdata/python/ (envelope_vectors.py)
 
     python make_vectors.py --check-rust-dir DIR [--codecs-json FILE]
         decodes every outer `<name>.bin` in DIR (written by the Rust side) with
         Python (cryptography + zlib) and compares it with `<name>.inner.bin`;
         prints `N passed, N failed` and exits 1 on any failure.
+
+    python make_vectors.py [--check-rust-dir DIR] --check-rust-envelope-dir DIR2
+        also (or only) decodes the Rust-encoded envelope payloads in DIR2 with
+        PyNaCl + cryptography (see envelope_vectors.py).
 
 Output is deterministic: fixed keys, fixed AES-GCM nonces (golden files only;
 a real codec must use a random nonce per payload), deterministic protobuf
@@ -48,6 +53,8 @@ from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
 )
+
+import envelope_vectors  # beside this script
 
 Payload = common_pb.Payload
 Failure = failure_pb.Failure
@@ -945,20 +952,38 @@ def generate(root: Path) -> None:
     print(f"wrote {len(manifest)} converter cases to {conv_out}")
     print(f"wrote {len(codecs['cases'])} codec cases to {codec_out}")
 
+    envelope_vectors.generate(root)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-root", type=Path, help="repository root to write testdata under")
     parser.add_argument("--check-rust-dir", type=Path, help="verify Rust-encoded payloads in this directory")
     parser.add_argument("--codecs-json", type=Path, help="keys manifest for --check-rust-dir")
+    parser.add_argument(
+        "--check-rust-envelope-dir", type=Path, help="verify Rust-encoded envelope payloads in this directory"
+    )
+    parser.add_argument(
+        "--envelope-json",
+        type=Path,
+        default=DEFAULT_ROOT / envelope_vectors.ENVELOPE_SUBDIR / envelope_vectors.MANIFEST_NAME,
+        help="KEK manifest for --check-rust-envelope-dir",
+    )
     args = parser.parse_args(argv)
     if sys.version_info[:2] != (3, 11):
         print(f"warning: expected Python 3.11, running {platform.python_version()}", file=sys.stderr)
-    if args.check_rust_dir is not None:
-        if not args.check_rust_dir.is_dir():
-            print(f"error: {args.check_rust_dir} is not a directory", file=sys.stderr)
-            return 2
-        return check_rust_dir(args.check_rust_dir, args.codecs_json)
+    checks = [d for d in (args.check_rust_dir, args.check_rust_envelope_dir) if d is not None]
+    if checks:
+        for directory in checks:
+            if not directory.is_dir():
+                print(f"error: {directory} is not a directory", file=sys.stderr)
+                return 2
+        codes = []
+        if args.check_rust_dir is not None:
+            codes.append(check_rust_dir(args.check_rust_dir, args.codecs_json))
+        if args.check_rust_envelope_dir is not None:
+            codes.append(envelope_vectors.check_rust_dir(args.check_rust_envelope_dir, args.envelope_json))
+        return max(codes)
     generate((args.out_root or DEFAULT_ROOT).resolve())
     return 0
 
