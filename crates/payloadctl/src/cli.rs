@@ -15,6 +15,7 @@ use crate::commands::encode::EncodeArgs;
 use crate::commands::inspect::InspectArgs;
 use crate::commands::keys::KeysArgs;
 use crate::commands::probe::ProbeArgs;
+use crate::commands::probe_kek::ProbeKekArgs;
 
 /// Read, write and check Temporal payloads outside the Web UI.
 ///
@@ -54,6 +55,7 @@ pub(crate) enum Command {
     DecodeHistory(DecodeHistoryArgs),
     Inspect(InspectArgs),
     Probe(ProbeArgs),
+    ProbeKek(ProbeKekArgs),
     CheckReferences(CheckReferencesArgs),
 }
 
@@ -72,6 +74,74 @@ impl KeyringArgs {
         match &self.keyring {
             Some(path) => Ok(path),
             None => bail!("no keyring file given: pass --keyring PATH or set PAYLOADCTL_KEYRING"),
+        }
+    }
+}
+
+/// A KMS for envelope encryption (the Temporal Proxy's format).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct KmsArgs {
+    /// Envelope encryption with a KMS: a TOML file with the keys of the
+    /// Codec Server's [kms] section (kek, decrypt_keks, [vault], [aws],
+    /// keyring; docs/key-management.md). Credentials come from BAO_TOKEN or
+    /// VAULT_TOKEN and the standard AWS variables.
+    #[arg(long, value_name = "FILE", env = "PAYLOADCTL_KMS")]
+    pub(crate) kms: Option<PathBuf>,
+    /// The KEK to encrypt with (a URI such as awskms:///alias/temporal),
+    /// instead of the file's `kek`; decoding accepts it too.
+    #[arg(long, value_name = "URI", env = "PAYLOADCTL_KEK", requires = "kms")]
+    pub(crate) kek: Option<String>,
+}
+
+impl KmsArgs {
+    /// The settings of `--kms`, if given, and the folder its relative
+    /// paths resolve against.
+    pub(crate) fn settings(&self) -> anyhow::Result<Option<(payload_kms::KmsSettings, PathBuf)>> {
+        let Some(path) = &self.kms else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the KMS file {}", path.display()))?;
+        let mut settings: payload_kms::KmsSettings = toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a [kms] section (docs/key-management.md)",
+                path.display()
+            )
+        })?;
+        if let Some(kek) = &self.kek {
+            if let Some(old) = settings.kek.replace(kek.clone())
+                && old != *kek
+            {
+                settings.decrypt_keks.push(old);
+            }
+        }
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Ok(Some((settings, base)))
+    }
+
+    /// The envelope codec of `--kms` (with `keyring` for keyring-format
+    /// payloads), if `--kms` is given.
+    pub(crate) fn envelope(
+        &self,
+        keyring: Option<std::sync::Arc<payload_codecs::Keyring>>,
+    ) -> anyhow::Result<Option<payload_kms::EnvelopeCodec>> {
+        let Some((settings, base)) = self.settings()? else {
+            return Ok(None);
+        };
+        let path = self.kms.as_deref().unwrap_or(Path::new("--kms"));
+        let kms = settings
+            .build(&|name| std::env::var(name).ok(), &|p| base.join(p))
+            .with_context(|| format!("{}", path.display()))?;
+        let policy = payload_kms::KekPolicy::default();
+        let envelope = settings
+            .envelope(&kms, &policy, keyring)
+            .with_context(|| format!("{}", path.display()))?;
+        match envelope {
+            Some(envelope) => Ok(Some(envelope)),
+            None => bail!(
+                "{} names no `kek`: add kek = \"<URI>\" to it or pass --kek URI",
+                path.display()
+            ),
         }
     }
 }
@@ -135,7 +205,7 @@ pub(crate) struct RemoteArgs {
 pub(crate) fn codec_names() -> impl clap::builder::TypedValueParser<Value = CodecName> {
     let values = CodecName::ALL.map(|name| {
         clap::builder::PossibleValue::new(name.as_str()).help(match name {
-            CodecName::Encrypt => "AES-256-GCM with the keyring's active key (`binary/encrypted`)",
+            CodecName::Encrypt => "AES-256-GCM with the keyring's active key, or a data key under --kms (`binary/encrypted`)",
             CodecName::Zstd => "zstd compression (`binary/zstd`)",
             CodecName::Zlib => "Go-compatible zlib compression (`binary/zlib`)",
             CodecName::Gzip => "gzip compression (`binary/gzip`), as the Python storage sample",

@@ -17,14 +17,15 @@ use anyhow::{Context as _, anyhow, bail};
 use codec_client::{RemoteCodecError, RemotePayloadCodec};
 use payload_codecs::{
     AesGcmCodec, ChainBuilder, CodecName, ENCODING_ENCRYPTED, ENCODING_ZLIB, ENCODING_ZSTD,
-    Keyring, METADATA_ENCRYPTION_KEY_ID, ZlibCodec, ZstdCodec,
+    Keyring, METADATA_ENCRYPTION_DEK, METADATA_ENCRYPTION_KEY_ID, ZlibCodec, ZstdCodec,
 };
 use payload_converter::{Budget, CodecChain, CodecErrorKind, PayloadCodec, PayloadExt as _};
+use payload_kms::EnvelopeCodec;
 use payload_proto::temporal::api::common::v1::Payload;
 use payload_storage::ExternalStorage;
 use payload_storage::reference::is_reference;
 
-use crate::cli::{KeyringArgs, RemoteArgs};
+use crate::cli::{KeyringArgs, KmsArgs, RemoteArgs};
 
 /// Most layers undone on one payload (a guard against a payload that
 /// decodes into another encoded payload forever).
@@ -47,17 +48,28 @@ pub(crate) fn remote_codec(url: &str, args: &RemoteArgs) -> anyhow::Result<Remot
     Ok(codec)
 }
 
-/// The encode chain for `names` (outermost first).
+/// The encode chain for `names` (outermost first): `encrypt` is envelope
+/// encryption with `--kms`, else the keyring's.
 pub(crate) fn encode_chain(
     names: &[CodecName],
     keyring: &KeyringArgs,
+    kms: &KmsArgs,
 ) -> anyhow::Result<CodecChain> {
-    let keyring = if names.contains(&CodecName::Encrypt) {
-        Some(load_keyring(keyring.required()?)?)
-    } else {
-        None
-    };
-    Ok(ChainBuilder::from_names(names, keyring)?)
+    if !names.contains(&CodecName::Encrypt) {
+        return Ok(ChainBuilder::from_names(names, None)?);
+    }
+    if let Some(envelope) = kms.envelope(None)? {
+        return Ok(ChainBuilder::from_names_with(
+            names,
+            Some(Arc::new(envelope)),
+        )?);
+    }
+    Ok(ChainBuilder::from_names(
+        names,
+        Some(load_keyring(keyring.required().map_err(|e| {
+            anyhow!("{e} (or encrypt under a KMS key with --kms FILE)")
+        })?)?),
+    )?)
 }
 
 /// One layer of an encoded payload, e.g. `binary/encrypted(key=k1)`.
@@ -73,7 +85,7 @@ impl Layer {
             encoding: payload.encoding().unwrap_or("(none)").to_owned(),
             key_id: payload
                 .metadata_str(METADATA_ENCRYPTION_KEY_ID)
-                .map(str::to_owned),
+                .map(shown_kek),
         }
     }
 }
@@ -103,6 +115,7 @@ pub(crate) struct Peeled {
 #[derive(Debug)]
 pub(crate) struct Layers {
     encrypt: Option<AesGcmCodec>,
+    envelope: Option<EnvelopeCodec>,
     keyring_path: Option<PathBuf>,
     zstd: Option<ZstdCodec>,
     zlib: Option<ZlibCodec>,
@@ -111,14 +124,23 @@ pub(crate) struct Layers {
 impl Layers {
     /// Undoes the codecs in `only` (all when empty); the keyring is loaded
     /// when given, and needed only for encrypted payloads.
-    pub(crate) fn new(keyring: &KeyringArgs, only: &[CodecName]) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        keyring: &KeyringArgs,
+        kms: &KmsArgs,
+        only: &[CodecName],
+    ) -> anyhow::Result<Self> {
         let wants = |c: CodecName| only.is_empty() || only.contains(&c);
         let encrypt = match (&keyring.keyring, wants(CodecName::Encrypt)) {
             (Some(path), true) => Some(AesGcmCodec::new(load_keyring(path)?)),
             _ => None,
         };
+        let envelope = match wants(CodecName::Encrypt) {
+            true => kms.envelope(None)?,
+            false => None,
+        };
         Ok(Self {
             encrypt,
+            envelope,
             keyring_path: keyring.keyring.clone(),
             zstd: wants(CodecName::Zstd).then(ZstdCodec::new),
             zlib: wants(CodecName::Zlib).then(ZlibCodec::new),
@@ -128,6 +150,20 @@ impl Layers {
     /// The codec for the payload's outer layer, if it is one we undo.
     fn codec_for(&self, payload: &Payload) -> anyhow::Result<Option<&dyn PayloadCodec>> {
         let codec: Option<&dyn PayloadCodec> = match payload.encoding() {
+            Some(ENCODING_ENCRYPTED) if payload.metadata.contains_key(METADATA_ENCRYPTION_DEK) => {
+                match &self.envelope {
+                    Some(codec) => Some(codec),
+                    None => bail!(
+                        "the payload is envelope-encrypted under the KMS key `{}`: pass --kms \
+                         FILE (docs/key-management.md), or decode through a Codec Server with \
+                         --remote URL",
+                        payload
+                            .metadata_str(METADATA_ENCRYPTION_KEY_ID)
+                            .map(shown_kek)
+                            .unwrap_or_default()
+                    ),
+                }
+            }
             Some(ENCODING_ENCRYPTED) => match &self.encrypt {
                 Some(codec) => Some(codec),
                 None if self.keyring_path.is_none() => bail!(
@@ -207,12 +243,16 @@ impl Decoder {
     /// From the command's arguments: remote when `--remote` is given.
     pub(crate) fn from_args(
         keyring: &KeyringArgs,
+        kms: &KmsArgs,
         remote: &RemoteArgs,
         only: &[CodecName],
     ) -> anyhow::Result<Self> {
         match &remote.remote {
+            Some(_) if kms.kms.is_some() => Err(anyhow!(
+                "--kms is for local decoding; with --remote the Codec Server uses its own [kms]"
+            )),
             Some(url) => Ok(Decoder::Remote(Box::new(remote_codec(url, remote)?))),
-            None => Ok(Decoder::Local(Layers::new(keyring, only)?, None)),
+            None => Ok(Decoder::Local(Layers::new(keyring, kms, only)?, None)),
         }
     }
 
@@ -287,6 +327,17 @@ impl Decoder {
                 Err(err) => Err(remote_error(err)),
             },
         }
+    }
+}
+
+/// A KEK id from a payload, for a message: a key carried in a
+/// `base64key://` id is hidden.
+fn shown_kek(id: &str) -> String {
+    match id.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("base64key") => {
+            "base64key://<key hidden>".to_owned()
+        }
+        _ => id.chars().take(200).collect(),
     }
 }
 

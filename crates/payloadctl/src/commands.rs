@@ -8,6 +8,7 @@ pub(crate) mod encode;
 pub(crate) mod inspect;
 pub(crate) mod keys;
 pub(crate) mod probe;
+pub(crate) mod probe_kek;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::DecodeHistory(args) => decode_history::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::ProbeKek(args) => probe_kek::run(args),
         Command::CheckReferences(args) => check_references::run(args),
     }
 }

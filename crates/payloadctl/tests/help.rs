@@ -3,7 +3,7 @@
 
 use crate::util::run;
 
-const COMMANDS: [&[&str]; 13] = [
+const COMMANDS: [&[&str]; 14] = [
     &[],
     &["keys"],
     &["keys", "generate"],
@@ -17,6 +17,7 @@ const COMMANDS: [&[&str]; 13] = [
     &["decode-history"],
     &["inspect"],
     &["probe"],
+    &["probe-kek"],
 ];
 
 #[test]

@@ -9,5 +9,6 @@ mod help;
 mod history;
 mod inspect;
 mod keys;
+mod kms;
 mod probe;
 mod util;

@@ -8,7 +8,7 @@ use clap::Args;
 
 use payload_codecs::CodecName;
 
-use crate::cli::{KeyringArgs, RemoteArgs, codec_names};
+use crate::cli::{KeyringArgs, KmsArgs, RemoteArgs, codec_names};
 use crate::codecs::Decoder;
 use crate::commands::{Outcome, runtime};
 use crate::{batches, input, output, payloads};
@@ -41,6 +41,8 @@ pub(crate) struct DecodeArgs {
     #[command(flatten)]
     keyring: KeyringArgs,
     #[command(flatten)]
+    kms: KmsArgs,
+    #[command(flatten)]
     remote: RemoteArgs,
 }
 
@@ -50,6 +52,7 @@ pub(crate) fn run(args: DecodeArgs) -> anyhow::Result<Outcome> {
     let encoded = payloads::parse_body(&input.name, &input.bytes)?;
     let decoder = Arc::new(Decoder::from_args(
         &args.keyring,
+        &args.kms,
         &args.remote,
         &args.chain,
     )?);

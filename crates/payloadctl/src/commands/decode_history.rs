@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::cli::{KeyringArgs, RemoteArgs, StorageArgs};
+use crate::cli::{KeyringArgs, KmsArgs, RemoteArgs, StorageArgs};
 use crate::codecs::Decoder;
 use crate::commands::{Outcome, runtime};
 use crate::document::Json;
@@ -51,6 +51,8 @@ pub(crate) struct DecodeHistoryArgs {
     #[command(flatten)]
     keyring: KeyringArgs,
     #[command(flatten)]
+    kms: KmsArgs,
+    #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
     storage: StorageArgs,
@@ -67,7 +69,8 @@ pub(crate) fn run(args: DecodeHistoryArgs) -> anyhow::Result<Outcome> {
     })?;
     let found = payloads::find(&doc).with_context(|| format!("in {}", input.name))?;
     let decoder = Arc::new(
-        Decoder::from_args(&args.keyring, &args.remote, &[])?.with_storage(args.storage.load()?)?,
+        Decoder::from_args(&args.keyring, &args.kms, &args.remote, &[])?
+            .with_storage(args.storage.load()?)?,
     );
     let originals: Vec<_> = found.iter().map(|f| f.payload.clone()).collect();
     let results = runtime()?.block_on(batches::decode_all(decoder, originals))?;

@@ -10,7 +10,7 @@ use payload_proto::temporal::api::common::v1::Payload;
 
 use payload_codecs::CodecName;
 
-use crate::cli::{KeyringArgs, RemoteArgs, codec_names};
+use crate::cli::{KeyringArgs, KmsArgs, RemoteArgs, codec_names};
 use crate::commands::{Outcome, runtime};
 use crate::{codecs, input, output, payloads};
 
@@ -40,6 +40,8 @@ pub(crate) struct EncodeArgs {
     #[command(flatten)]
     keyring: KeyringArgs,
     #[command(flatten)]
+    kms: KmsArgs,
+    #[command(flatten)]
     remote: RemoteArgs,
 }
 
@@ -57,7 +59,7 @@ pub(crate) fn run(args: EncodeArgs) -> anyhow::Result<Outcome> {
     };
     let codec: Box<dyn PayloadCodec> = match &args.remote.remote {
         Some(url) => Box::new(codecs::remote_codec(url, &args.remote)?),
-        None => Box::new(codecs::encode_chain(&args.chain, &args.keyring)?),
+        None => Box::new(codecs::encode_chain(&args.chain, &args.keyring, &args.kms)?),
     };
     let encoded = runtime()?
         .block_on(codec.encode(plain))

@@ -13,7 +13,7 @@ use payload_proto::temporal::api::common::v1::Payload;
 use payload_storage::StorageReference;
 use serde::Serialize;
 
-use crate::cli::{KeyringArgs, OutputFormat};
+use crate::cli::{KeyringArgs, KmsArgs, OutputFormat};
 use crate::codecs::Layers;
 use crate::commands::{Outcome, runtime};
 use crate::document::Json;
@@ -44,6 +44,8 @@ pub(crate) struct InspectArgs {
     output: OutputFormat,
     #[command(flatten)]
     keyring: KeyringArgs,
+    #[command(flatten)]
+    kms: KmsArgs,
 }
 
 /// What is shown of one payload.
@@ -118,7 +120,7 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
     let doc =
         Json::parse(&input.bytes).with_context(|| format!("{} is not valid JSON", input.name))?;
     let found = payloads::find(&doc).with_context(|| format!("in {}", input.name))?;
-    let layers = Layers::new(&args.keyring, &[])?;
+    let layers = Layers::new(&args.keyring, &args.kms, &[])?;
     let rows: Vec<Row> = runtime()?.block_on(async {
         let mut rows = Vec::with_capacity(found.len());
         for item in &found {

@@ -79,7 +79,7 @@ pub(crate) struct ProbeArgs {
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-enum Status {
+pub(crate) enum Status {
     Pass,
     Fail,
     Info,
@@ -87,20 +87,51 @@ enum Status {
 
 /// One check and what it found.
 #[derive(Debug, Serialize)]
-struct Check {
-    name: &'static str,
+pub(crate) struct Check {
+    name: String,
     status: Status,
     detail: String,
 }
 
 impl Check {
-    fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
+    /// Whether the check failed.
+    pub(crate) fn is_failure(&self) -> bool {
+        self.status == Status::Fail
+    }
+
+    pub(crate) fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
         Self {
-            name,
+            name: name.into(),
             status,
             detail: detail.into(),
         }
     }
+}
+
+/// Writes `checks` as aligned text or JSON to stdout.
+pub(crate) fn print_checks(checks: &[Check], format: OutputFormat) -> anyhow::Result<()> {
+    let text = match format {
+        OutputFormat::Json => {
+            let mut text = serde_json::to_string_pretty(checks)?;
+            text.push('\n');
+            text
+        }
+        OutputFormat::Text => {
+            let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            checks
+                .iter()
+                .map(|c| {
+                    let status = match c.status {
+                        Status::Pass => "PASS",
+                        Status::Fail => "FAIL",
+                        Status::Info => "INFO",
+                    };
+                    format!("{status}  {:<width$}  {}\n", c.name, c.detail)
+                })
+                .collect()
+        }
+    };
+    output::write_data(None, text.as_bytes())
 }
 
 /// An HTTP answer.
@@ -139,28 +170,7 @@ pub(crate) fn run(args: ProbeArgs) -> anyhow::Result<Outcome> {
         args,
     };
     let checks = runtime()?.block_on(prober.run());
-    let text = match prober.args.output {
-        OutputFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&checks)?;
-            text.push('\n');
-            text
-        }
-        OutputFormat::Text => {
-            let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
-            checks
-                .iter()
-                .map(|c| {
-                    let status = match c.status {
-                        Status::Pass => "PASS",
-                        Status::Fail => "FAIL",
-                        Status::Info => "INFO",
-                    };
-                    format!("{status}  {:<width$}  {}\n", c.name, c.detail)
-                })
-                .collect()
-        }
-    };
-    output::write_data(None, text.as_bytes())?;
+    print_checks(&checks, prober.args.output)?;
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     output::note(&if failed == 0 {
         format!("{}: all checks passed", prober.base)
