@@ -108,12 +108,11 @@ impl KmsArgs {
                 path.display()
             )
         })?;
-        if let Some(kek) = &self.kek {
-            if let Some(old) = settings.kek.replace(kek.clone())
-                && old != *kek
-            {
-                settings.decrypt_keks.push(old);
-            }
+        if let Some(kek) = &self.kek
+            && let Some(old) = settings.kek.replace(kek.clone())
+            && old != *kek
+        {
+            settings.decrypt_keks.push(old);
         }
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Ok(Some((settings, base)))

@@ -235,7 +235,7 @@ impl Layers {
 #[derive(Debug)]
 pub(crate) enum Decoder {
     /// The keyring's codecs, and a store to resolve references with.
-    Local(Layers, Option<Box<ExternalStorage>>),
+    Local(Box<Layers>, Option<Box<ExternalStorage>>),
     Remote(Box<RemotePayloadCodec>),
 }
 
@@ -252,7 +252,10 @@ impl Decoder {
                 "--kms is for local decoding; with --remote the Codec Server uses its own [kms]"
             )),
             Some(url) => Ok(Decoder::Remote(Box::new(remote_codec(url, remote)?))),
-            None => Ok(Decoder::Local(Layers::new(keyring, kms, only)?, None)),
+            None => Ok(Decoder::Local(
+                Box::new(Layers::new(keyring, kms, only)?),
+                None,
+            )),
         }
     }
 
