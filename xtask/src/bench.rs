@@ -12,10 +12,13 @@
 //! `/download` from S3 (moto) against a direct fetch and decode. Results are
 //! printed and written to `target/bench/latest.md`. With
 //! `BENCH_ONLY=download`, only that case runs (no criterion), written to
-//! `target/bench/download.md`.
+//! `target/bench/download.md`. Last, envelope encryption ([`kms`]): small
+//! `/decode` with a warm data key cache against the keyring codec, and the
+//! KEK calls of a cold cache (`BENCH_ONLY=kms`: `target/bench/kms.md`).
 
 mod download;
 mod echo;
+mod kms;
 mod load;
 
 use std::fmt::Write as _;
@@ -48,7 +51,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "--bins",
     ]))?;
     project::venv("bench-venv", "xtask/bench/requirements.txt")?;
-    if only_download() {
+    if only_download() || only_kms() {
         return project::run(Command::new(root.join("target/release/xtask")).arg("bench-run"));
     }
     project::run(Command::new(&cargo).current_dir(&root).args([
@@ -67,6 +70,11 @@ pub(crate) fn run() -> anyhow::Result<()> {
 /// `BENCH_ONLY=download`: only the external storage case.
 fn only_download() -> bool {
     std::env::var("BENCH_ONLY").is_ok_and(|v| v == "download")
+}
+
+/// `BENCH_ONLY=kms`: only the envelope encryption case.
+fn only_kms() -> bool {
+    std::env::var("BENCH_ONLY").is_ok_and(|v| v == "kms")
 }
 
 /// A server process, killed on drop.
@@ -145,6 +153,10 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
         let report = runtime.block_on(download::measure(&root, &keyring))?;
         return write_report(&dir.join("download.md"), &report);
     }
+    if only_kms() {
+        let report = runtime.block_on(kms::measure(&root, &keyring))?;
+        return write_report(&dir.join("kms.md"), &report);
+    }
 
     let ours = start_ours(&root, &keyring)?;
     let before = start_before(&root, &keyring)?;
@@ -163,6 +175,7 @@ pub(crate) fn bench_run() -> anyhow::Result<()> {
     // The other servers stop before the external storage case.
     drop((ours, before, echo, python));
     report.push_str(&runtime.block_on(download::measure(&root, &keyring))?);
+    report.push_str(&runtime.block_on(kms::measure(&root, &keyring))?);
     write_report(&dir.join("latest.md"), &report)
 }
 
