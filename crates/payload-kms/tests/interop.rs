@@ -173,22 +173,8 @@ async fn decodes_every_python_case_byte_for_byte() {
     }
 
     // Every committed vector is in the manifest, and the manifest is complete.
-    let mut on_disk: Vec<String> = fs::read_dir(testdata())
-        .expect("testdata dir")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .into_string()
-                .expect("UTF-8")
-        })
-        .filter_map(|name| {
-            let stem = name.strip_suffix(".bin")?;
-            (!stem.ends_with(".inner")).then(|| stem.to_owned())
-        })
-        .collect();
-    on_disk.sort();
     seen.sort();
-    assert_eq!(on_disk, seen);
+    assert_eq!(test_support::vector_cases(&testdata()), seen);
     assert_eq!(seen.len(), 8);
     // The cases cover what they claim: empty data, a large payload, and
     // two data keys under the active KEK.

@@ -42,6 +42,26 @@ pub const ROTATED_KEY: [u8; 32] = {
 /// The rotated key's id.
 pub const ROTATED_KEY_ID: &str = "rotated-old-key";
 
+/// The golden vector cases committed in `dir`: the stems of its
+/// `<case>.bin` files (not `<case>.inner.bin`), sorted.
+pub fn vector_cases(dir: &Path) -> Vec<String> {
+    let mut cases: Vec<String> = std::fs::read_dir(dir)
+        .expect("the testdata folder is readable")
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8 file names")
+        })
+        .filter_map(|name| {
+            let stem = name.strip_suffix(".bin")?;
+            (!stem.ends_with(".inner")).then(|| stem.to_owned())
+        })
+        .collect();
+    cases.sort();
+    cases
+}
+
 /// Writes `keyring.toml` in `dir` with the sample key active and the
 /// rotated key kept, and returns its path.
 pub fn write_sample_keyring(dir: &Path) -> PathBuf {
