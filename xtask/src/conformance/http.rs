@@ -42,28 +42,53 @@ impl Answer {
 /// `POST path` with a JSON `body` and the CLI's headers
 /// (`X-Namespace: default`).
 pub(super) fn post(port: u16, path: &str, body: &[u8]) -> anyhow::Result<Answer> {
-    call(port, "POST", path, Bytes::copy_from_slice(body))
+    post_in(port, "default", path, body)
+}
+
+/// [`post`] with `X-Namespace: namespace`.
+pub(super) fn post_in(
+    port: u16,
+    namespace: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<Answer> {
+    call(
+        port,
+        ("POST", path),
+        namespace,
+        Bytes::copy_from_slice(body),
+    )
 }
 
 /// `GET path`.
 pub(super) fn get(port: u16, path: &str) -> anyhow::Result<Answer> {
-    call(port, "GET", path, Bytes::new())
+    call(port, ("GET", path), "default", Bytes::new())
 }
 
-fn call(port: u16, method: &str, path: &str, body: Bytes) -> anyhow::Result<Answer> {
+fn call(
+    port: u16,
+    (method, path): (&str, &str),
+    namespace: &str,
+    body: Bytes,
+) -> anyhow::Result<Answer> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime
         .block_on(async {
-            tokio::time::timeout(CALL_LIMIT, send(port, method, path, body))
+            tokio::time::timeout(CALL_LIMIT, send(port, (method, path), namespace, body))
                 .await
                 .with_context(|| format!("no answer within {CALL_LIMIT:?}"))?
         })
         .with_context(|| format!("{method} {path} on 127.0.0.1:{port}"))
 }
 
-async fn send(port: u16, method: &str, path: &str, body: Bytes) -> anyhow::Result<Answer> {
+async fn send(
+    port: u16,
+    (method, path): (&str, &str),
+    namespace: &str,
+    body: Bytes,
+) -> anyhow::Result<Answer> {
     let stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -73,7 +98,7 @@ async fn send(port: u16, method: &str, path: &str, body: Bytes) -> anyhow::Resul
         .uri(path)
         .header("host", format!("127.0.0.1:{port}"))
         .header("content-type", "application/json")
-        .header("x-namespace", "default")
+        .header("x-namespace", namespace)
         .body(Full::new(body))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();

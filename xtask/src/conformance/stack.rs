@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
-use super::process::{output, output_within, tempdir_in, text};
+use super::process::{
+    Running, free_port, output, output_within, spawn, tempdir_in, text, wait_for_listener,
+};
 
 /// Everything a check needs.
 pub(super) struct Stack {
@@ -85,6 +87,40 @@ impl Stack {
             bail!("python workflow {id} failed: {shown}");
         }
         Ok(shown.trim().to_owned())
+    }
+
+    /// Another codec-server: `body` after its `[server] listen` on a free
+    /// port, in `<name>.toml` beside the keyring (so `keyring.toml` resolves),
+    /// moto's AWS keys (`test`/`test`) in its environment, its log in
+    /// `codec-server-<name>.log` (`what` names the process in errors); its
+    /// port, once it listens.
+    pub(super) fn start_codec(
+        &self,
+        (name, what): (&str, &'static str),
+        body: &str,
+    ) -> anyhow::Result<(Running, u16)> {
+        let port = free_port()?;
+        let dir = self.keyring.parent().context("the keyring has no folder")?;
+        let config = dir.join(format!("{name}.toml"));
+        fs::write(
+            &config,
+            format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{body}"),
+        )?;
+        let log = self.artifacts.join(format!("codec-server-{name}.log"));
+        let mut running = spawn(
+            what,
+            Command::new(&self.codec_bin)
+                .arg("--config")
+                .arg(&config)
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test"),
+            &log,
+        )?;
+        wait_for_listener(port, &mut running, Duration::from_secs(60)).with_context(|| {
+            let shown = fs::read_to_string(&log).unwrap_or_default();
+            format!("config {}; its log: {shown}", config.display())
+        })?;
+        Ok((running, port))
     }
 
     /// An example binary of `temporal-sdk-codec` with the stack's address

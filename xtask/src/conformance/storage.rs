@@ -234,32 +234,13 @@ pub(super) fn start_storage_codec(
     (name, what): (&str, &'static str),
     section: &str,
 ) -> anyhow::Result<(Running, u16)> {
-    let port = free_port()?;
-    let dir = s.keyring.parent().context("the keyring has no folder")?;
-    let config = dir.join(format!("storage-{name}.toml"));
-    fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
-             [default]\nkeyring = \"keyring.toml\"\nchain = [\"encrypt\"]\n\n\
+    s.start_codec(
+        (&format!("storage-{name}"), what),
+        &format!(
+            "[default]\nkeyring = \"keyring.toml\"\nchain = [\"encrypt\"]\n\n\
              [default.storage]\n{section}"
         ),
-    )?;
-    let log = s.artifacts.join(format!("codec-server-storage-{name}.log"));
-    let mut running = spawn(
-        what,
-        Command::new(&s.codec_bin)
-            .arg("--config")
-            .arg(&config)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test"),
-        &log,
-    )?;
-    wait_for_listener(port, &mut running, Duration::from_secs(60)).with_context(|| {
-        let shown = fs::read_to_string(&log).unwrap_or_default();
-        format!("config {}; its log: {shown}", config.display())
-    })?;
-    Ok((running, port))
+    )
 }
 
 /// (a) `storage.py worker-run`; the exported history's references, their
