@@ -8,9 +8,10 @@
 //! A `binary/encrypted` payload without `encryption-dek` is the keyring
 //! format: it goes to the keyring codec, if one is given.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -54,7 +55,8 @@ pub struct EnvelopeCodec {
     keyring: Option<AesGcmCodec>,
     ttl: Duration,
     renew_before: Duration,
-    current: RwLock<Option<Arc<ActiveKey>>>,
+    current: ArcSwapOption<ActiveKey>,
+    recent: ArcSwap<Vec<Recent>>,
     renewing: tokio::sync::Mutex<()>,
     rng: SystemRandom,
 }
@@ -138,7 +140,8 @@ impl EnvelopeBuilder {
             keyring: self.keyring,
             ttl: self.ttl,
             renew_before: self.renew_before,
-            current: RwLock::new(None),
+            current: ArcSwapOption::empty(),
+            recent: ArcSwap::from_pointee(Vec::new()),
             renewing: tokio::sync::Mutex::new(()),
             rng: SystemRandom::new(),
         })
@@ -151,37 +154,24 @@ impl EnvelopeCodec {
         &self.active
     }
 
-    fn current(&self) -> Option<Arc<ActiveKey>> {
-        self.current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    fn is_fresh(&self, key: &ActiveKey) -> bool {
+        key.made.elapsed() < self.ttl - self.renew_before
     }
 
-    /// The data key to encrypt with: the current one until it is due for
-    /// renewal; then a new one (one KMS call, whoever asks at the time). If
-    /// the KMS fails while the current key is still within its time, the
-    /// current key goes on.
-    async fn data_key(&self) -> Result<Arc<ActiveKey>, KmsError> {
-        let renew_at = self.ttl - self.renew_before;
-        if let Some(key) = self.current()
-            && key.made.elapsed() < renew_at
-        {
-            return Ok(key);
-        }
+    /// A new data key, once the current one is due for renewal (one KMS
+    /// call, whoever asks at the time). If the KMS fails while the current
+    /// key is still within its time, the current key goes on.
+    async fn renew(&self) -> Result<Arc<ActiveKey>, KmsError> {
         let _renewing = self.renewing.lock().await;
-        let old = self.current();
+        let old = self.current.load_full();
         if let Some(key) = &old
-            && key.made.elapsed() < renew_at
+            && self.is_fresh(key)
         {
             return Ok(key.clone());
         }
         match self.new_data_key().await {
             Ok(key) => {
-                *self
-                    .current
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(key.clone());
+                self.current.store(Some(key.clone()));
                 Ok(key)
             }
             Err(err) => match old {
@@ -207,7 +197,20 @@ impl EnvelopeCodec {
     }
 
     async fn encrypt_batch(&self, payloads: &[Payload], budget: &Budget) -> CodecResult {
-        let active = self.data_key().await.map_err(PayloadCodecError::from)?;
+        {
+            // The common case touches no memory other requests write.
+            let current = self.current.load();
+            if let Some(active) = current.as_deref()
+                && self.is_fresh(active)
+            {
+                return self.seal_all(active, payloads, budget);
+            }
+        }
+        let active = self.renew().await.map_err(PayloadCodecError::from)?;
+        self.seal_all(&active, payloads, budget)
+    }
+
+    fn seal_all(&self, active: &ActiveKey, payloads: &[Payload], budget: &Budget) -> CodecResult {
         let mut nonces = vec![0u8; NONCE_BYTES * payloads.len()];
         self.rng
             .fill(&mut nonces)
@@ -251,68 +254,204 @@ impl EnvelopeCodec {
             })
     }
 
-    async fn decrypt_batch(&self, payloads: Vec<Payload>, budget: &Budget) -> CodecResult {
-        // Each distinct data key is unwrapped once, before any payload is
-        // opened; a batch of one data key costs at most one KMS call.
-        let mut keys: Vec<(Bytes, Bytes, Arc<DataKey>)> = Vec::new();
+    /// The distinct data keys of a batch, and for each payload the index of
+    /// its data key (`None`: not an envelope payload). A KEK the codec may
+    /// not use is an error at the first payload naming it.
+    fn scan(
+        &self,
+        payloads: &[Payload],
+    ) -> Result<(Vec<Option<usize>>, Vec<Wrapped>), PayloadCodecError> {
+        let mut pairs: Vec<Wrapped> = Vec::new();
+        let mut of_payload = Vec::with_capacity(payloads.len());
         for (i, payload) in payloads.iter().enumerate() {
             let Some((kek_id, dek)) = envelope_fields(payload) else {
+                of_payload.push(None);
                 continue;
             };
-            if keys.iter().any(|(k, d, _)| *k == kek_id && *d == dek) {
-                continue;
-            }
-            let at = |e: KmsError| PayloadCodecError::from(e).at_index(i);
-            let kek = self.kek_for(&kek_id).map_err(at)?;
-            let wrapped = STANDARD
-                .decode(&dek)
-                .ok()
-                .filter(|w| !w.is_empty())
-                .ok_or(KmsError::BadWrappedKey)
-                .map_err(at)?;
-            let key = self.kms.data_key(kek, &wrapped).await.map_err(at)?;
-            keys.push((kek_id, dek, key));
+            let at = pairs
+                .iter()
+                .position(|p| p.dek == dek && p.kek_id == kek_id);
+            let at = match at {
+                Some(at) => at,
+                None => {
+                    let kek = self
+                        .kek_for(&kek_id)
+                        .map_err(|e| PayloadCodecError::from(e).at_index(i))?
+                        .clone();
+                    pairs.push(Wrapped {
+                        kek,
+                        kek_id,
+                        dek,
+                        first: i,
+                    });
+                    pairs.len() - 1
+                }
+            };
+            of_payload.push(Some(at));
         }
+        Ok((of_payload, pairs))
+    }
+
+    /// Unwraps one data key through the KMS hub (its cache, else the KMS).
+    async fn fetch(&self, pair: &Wrapped) -> Result<(Arc<DataKey>, Instant), PayloadCodecError> {
+        let at = |e: KmsError| PayloadCodecError::from(e).at_index(pair.first);
+        let wrapped = STANDARD
+            .decode(&pair.dek)
+            .ok()
+            .filter(|w| !w.is_empty())
+            .ok_or(KmsError::BadWrappedKey)
+            .map_err(at)?;
+        self.kms
+            .data_key_since(&pair.kek, &wrapped)
+            .await
+            .map_err(at)
+    }
+
+    /// Keeps fetched data keys among the codec's recent ones (the newest
+    /// [`RECENT_KEYS`], none past the cache's time to live).
+    fn remember_recent(&self, pairs: &[Wrapped], fetched: &[Option<(Arc<DataKey>, Instant)>]) {
+        let ttl = self.kms.cache_ttl();
+        self.recent.rcu(|old| {
+            let mut keys: Vec<Recent> = pairs
+                .iter()
+                .zip(fetched)
+                .filter_map(|(pair, key)| {
+                    let (key, made) = key.clone()?;
+                    Some(Recent {
+                        kek_id: pair.kek_id.clone(),
+                        dek: pair.dek.clone(),
+                        key,
+                        made,
+                    })
+                })
+                .collect();
+            let kept: Vec<Recent> = old
+                .iter()
+                .filter(|r| {
+                    r.made.elapsed() < ttl
+                        && !keys.iter().any(|k| k.dek == r.dek && k.kek_id == r.kek_id)
+                })
+                .cloned()
+                .collect();
+            keys.extend(kept);
+            keys.truncate(RECENT_KEYS);
+            keys
+        });
+    }
+
+    async fn decrypt_batch(&self, payloads: Vec<Payload>, budget: &Budget) -> CodecResult {
+        // Each distinct data key is unwrapped once, before any payload is
+        // opened; a batch of one data key costs at most one KMS call. Keys
+        // the codec used recently are read without a lock or a shared write.
+        let (of_payload, pairs) = self.scan(&payloads)?;
+        let ttl = self.kms.cache_ttl();
+        let mut fetched: Vec<Option<(Arc<DataKey>, Instant)>> = vec![None; pairs.len()];
+        loop {
+            let recent = self.recent.load();
+            let mut hits = 0;
+            let keys: Vec<Option<&DataKey>> = pairs
+                .iter()
+                .zip(&fetched)
+                .map(|(pair, fetched)| match fetched {
+                    Some((key, _)) => Some(&**key),
+                    None => {
+                        let hit = recent
+                            .iter()
+                            .find(|r| {
+                                r.dek == pair.dek
+                                    && r.kek_id == pair.kek_id
+                                    && r.made.elapsed() < ttl
+                            })
+                            .map(|r| &*r.key);
+                        hits += usize::from(hit.is_some());
+                        hit
+                    }
+                })
+                .collect();
+            if keys.iter().all(Option::is_some) {
+                self.kms.count_hits(hits as u64);
+                return self.open_all(payloads, &of_payload, &keys, &pairs, budget);
+            }
+            let missing: Vec<usize> = (0..pairs.len()).filter(|&i| keys[i].is_none()).collect();
+            drop(keys);
+            drop(recent);
+            let unwrapped =
+                futures::future::try_join_all(missing.iter().map(|&i| self.fetch(&pairs[i])))
+                    .await?;
+            for (i, key) in missing.into_iter().zip(unwrapped) {
+                fetched[i] = Some(key);
+            }
+            self.remember_recent(&pairs, &fetched);
+        }
+    }
+
+    fn open_all(
+        &self,
+        payloads: Vec<Payload>,
+        of_payload: &[Option<usize>],
+        keys: &[Option<&DataKey>],
+        pairs: &[Wrapped],
+        budget: &Budget,
+    ) -> CodecResult {
         payloads
             .into_iter()
+            .zip(of_payload)
             .enumerate()
-            .map(|(i, payload)| {
-                let at = |e: KmsError| PayloadCodecError::from(e).at_index(i);
+            .map(|(i, (payload, at))| {
+                if let Some(at) = *at {
+                    let key = keys[at]
+                        .ok_or(KmsError::BadWrappedKey)
+                        .map_err(|e| PayloadCodecError::from(e).at_index(i))?;
+                    return key
+                        .open_payload(payload.data, budget, || CodecError::DecryptEnvelope {
+                            kek: pairs[at].kek.uri().to_string(),
+                        })
+                        .map_err(|e| PayloadCodecError::from(e).at_index(i));
+                }
                 if !has_encrypted_encoding(&payload) {
                     return Ok(payload);
                 }
-                match envelope_fields(&payload) {
-                    Some((kek_id, dek)) => {
-                        let key = keys
-                            .iter()
-                            .find(|(k, d, _)| *k == kek_id && *d == dek)
-                            .map(|(_, _, key)| key.clone())
-                            .ok_or(KmsError::BadWrappedKey)
-                            .map_err(at)?;
-                        key.open_payload(payload.data, budget, || CodecError::DecryptEnvelope {
-                            kek: shown(&String::from_utf8_lossy(&kek_id)),
-                        })
-                        .map_err(|e| PayloadCodecError::from(e).at_index(i))
-                    }
-                    None => match &self.keyring {
-                        Some(codec) => codec
-                            .decrypt_one(payload, budget)
-                            .map_err(|e| PayloadCodecError::from(e).at_index(i)),
-                        None => Err(at(KmsError::NoKeyring {
-                            key_id: shown(&String::from_utf8_lossy(
-                                payload
-                                    .metadata
-                                    .get(METADATA_ENCRYPTION_KEY_ID)
-                                    .map(|b| &b[..])
-                                    .unwrap_or_default(),
-                            )),
-                        })),
-                    },
+                match &self.keyring {
+                    Some(codec) => codec
+                        .decrypt_one(payload, budget)
+                        .map_err(|e| PayloadCodecError::from(e).at_index(i)),
+                    None => Err(PayloadCodecError::from(KmsError::NoKeyring {
+                        key_id: shown(&String::from_utf8_lossy(
+                            payload
+                                .metadata
+                                .get(METADATA_ENCRYPTION_KEY_ID)
+                                .map(|b| &b[..])
+                                .unwrap_or_default(),
+                        )),
+                    })
+                    .at_index(i)),
                 }
             })
             .collect()
     }
 }
+
+/// A data key named by payloads of a batch.
+struct Wrapped {
+    kek: Kek,
+    kek_id: Bytes,
+    /// `encryption-dek`, as written (base64).
+    dek: Bytes,
+    /// The first payload naming it (for errors).
+    first: usize,
+}
+
+/// A data key a codec unwrapped recently.
+#[derive(Clone)]
+struct Recent {
+    kek_id: Bytes,
+    dek: Bytes,
+    key: Arc<DataKey>,
+    made: Instant,
+}
+
+/// Recent data keys a codec keeps for lock-free lookups.
+const RECENT_KEYS: usize = 16;
 
 fn has_encrypted_encoding(payload: &Payload) -> bool {
     payload

@@ -364,3 +364,29 @@ proptest! {
         prop_assert_eq!(block(codec.decode(encoded)).unwrap(), payloads);
     }
 }
+
+#[test]
+fn more_data_keys_than_a_codec_keeps_recent_still_cost_one_call_each() {
+    let kek = CountingKek::new(9);
+    let mut written = Vec::new();
+    for _ in 0..20 {
+        let kms = fast_kms();
+        kms.register("test://k", kek.clone());
+        let writer = EnvelopeBuilder::new(kms, "test://k").build().unwrap();
+        written.extend(block(writer.encode(sample(2))).unwrap());
+    }
+    let reader_kms = fast_kms();
+    reader_kms.register("test://k", kek.clone());
+    let reader = EnvelopeBuilder::new(reader_kms.clone(), "test://k")
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let decoded = block(reader.decode(written.clone())).unwrap();
+        assert_eq!(decoded.len(), 40);
+        assert_eq!(decoded[38..], sample(2)[..]);
+    }
+    assert_eq!(kek.unwraps.load(Ordering::SeqCst), 20);
+    let stats = reader_kms.stats();
+    assert_eq!(stats.cache_misses, 20);
+    assert_eq!(stats.cache_hits, 40, "{stats:?}");
+}
