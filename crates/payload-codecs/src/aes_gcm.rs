@@ -401,7 +401,7 @@ mod tests {
     fn decrypted_bytes_that_are_not_a_payload_are_invalid_payload() {
         // Encrypt bytes that are not a serialized Payload (a truncated varint).
         let ring = keyring_ab("a");
-        let buf = ring.active_key().aead.seal_bytes(b"\x0a\xff").unwrap();
+        let buf = ring.active_key().aead.seal_bytes(b"\x0a\xff", b"").unwrap();
         let mut p = encrypted("a");
         p.data = buf.into();
         let err = decode_err(p);

@@ -107,9 +107,12 @@ impl DataKey {
         })
     }
 
-    /// Random nonce ‖ AES-256-GCM(`plain`) ‖ tag: for small secrets (a
-    /// data key wrapped by a keyring key).
-    pub fn seal_bytes(&self, plain: &[u8]) -> Result<Vec<u8>, CodecError> {
+    /// Random nonce ‖ AES-256-GCM(`plain`, associated data `aad`) ‖ tag:
+    /// for small secrets (a data key wrapped by a keyring key). Give a
+    /// non-empty `aad` naming the use, so that what is sealed here can never
+    /// be opened as a payload (payloads have no associated data) and the
+    /// other way round.
+    pub fn seal_bytes(&self, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, CodecError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -121,7 +124,7 @@ impl DataKey {
             .aead
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::empty(),
+                Aad::from(aad),
                 &mut buf[NONCE_LEN..],
             )
             .map_err(|_| CodecError::Encrypt)?;
@@ -129,9 +132,9 @@ impl DataKey {
         Ok(buf)
     }
 
-    /// The bytes sealed by [`seal_bytes`](Self::seal_bytes), zeroized when
-    /// dropped.
-    pub fn open_bytes(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    /// The bytes sealed by [`seal_bytes`](Self::seal_bytes) with the same
+    /// `aad`, zeroized when dropped.
+    pub fn open_bytes(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(OpenError);
         }
@@ -140,7 +143,7 @@ impl DataKey {
         let mut buf = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
         let len = self
             .aead
-            .open_in_place(nonce, Aad::empty(), &mut buf[..])
+            .open_in_place(nonce, Aad::from(aad), &mut buf[..])
             .map_err(|_| OpenError)?
             .len();
         buf.truncate(len);
@@ -164,15 +167,24 @@ mod tests {
 
     #[test]
     fn bytes_round_trip_and_fail_under_another_key() {
-        let sealed = key(1).seal_bytes(b"a data key").unwrap();
+        let sealed = key(1).seal_bytes(b"a data key", b"use").unwrap();
         assert_eq!(sealed.len(), NONCE_LEN + 10 + TAG_LEN);
-        assert_eq!(&key(1).open_bytes(&sealed).unwrap()[..], b"a data key");
-        assert_eq!(key(2).open_bytes(&sealed), Err(OpenError));
-        assert_eq!(key(1).open_bytes(&sealed[..20]), Err(OpenError));
+        assert_eq!(&key(1).open_bytes(&sealed, b"use").unwrap()[..], b"a data key");
+        assert_eq!(key(2).open_bytes(&sealed, b"use"), Err(OpenError));
+        assert_eq!(key(1).open_bytes(&sealed, b"other use"), Err(OpenError));
+        assert_eq!(key(1).open_bytes(&sealed[..20], b"use"), Err(OpenError));
         assert_ne!(
-            key(1).seal_bytes(b"x").unwrap(),
-            key(1).seal_bytes(b"x").unwrap()
+            key(1).seal_bytes(b"x", b"use").unwrap(),
+            key(1).seal_bytes(b"x", b"use").unwrap()
         );
+        // Sealed for a use, it is not a payload; a payload is not a wrapped key.
+        let budget = Budget::unlimited();
+        let as_payload = key(1).open_payload(Bytes::from(sealed), &budget, || CodecError::Encrypt);
+        assert!(matches!(as_payload, Err(CodecError::Encrypt)));
+        let payload = key(1)
+            .seal_payload(&Payload::default(), &[3; 12], &budget)
+            .unwrap();
+        assert_eq!(key(1).open_bytes(&payload, b"use"), Err(OpenError));
         assert_eq!(format!("{:?}", key(1)), "DataKey(<redacted>)");
     }
 

@@ -29,6 +29,9 @@ pub trait KeyEncryptionKey: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, KekError>>;
 }
 
+/// The associated data of data keys wrapped by a keyring key.
+pub(crate) const KEYRING_KEK_AAD: &[u8] = b"payloadkit keyring KEK v1";
+
 /// Length of a secretbox nonce (XSalsa20).
 const SECRETBOX_NONCE: usize = 24;
 
@@ -94,7 +97,9 @@ impl fmt::Debug for SecretboxKek {
 }
 
 /// A key of a keyring file as the KEK: 12-byte nonce ‖ AES-256-GCM(data
-/// key) ‖ tag. For air-gapped use and tests.
+/// key, associated data [`KEYRING_KEK_AAD`]) ‖ tag. For air-gapped use and
+/// tests. The associated data keeps wrapped keys and payloads apart when one
+/// keyring key serves both: a wrapped key never opens as a payload.
 #[derive(Debug)]
 pub(crate) struct KeyringKek {
     keyring: Arc<Keyring>,
@@ -121,7 +126,7 @@ impl KeyEncryptionKey for KeyringKek {
     fn wrap<'a>(&'a self, key: &'a SecretKey) -> BoxFuture<'a, Result<Vec<u8>, KekError>> {
         Box::pin(async move {
             self.key()?
-                .seal_bytes(key.as_bytes())
+                .seal_bytes(key.as_bytes(), KEYRING_KEK_AAD)
                 .map_err(|e| KekError::Refused(e.to_string()))
         })
     }
@@ -131,7 +136,7 @@ impl KeyEncryptionKey for KeyringKek {
         wrapped: &'a [u8],
     ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, KekError>> {
         Box::pin(async move {
-            self.key()?.open_bytes(wrapped).map_err(|_| {
+            self.key()?.open_bytes(wrapped, KEYRING_KEK_AAD).map_err(|_| {
                 KekError::Refused(format!(
                     "the wrapped key does not open under keyring key `{}`",
                     self.key_id
