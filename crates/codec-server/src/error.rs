@@ -107,8 +107,13 @@ pub enum ApiError {
         "the external payload store is unavailable; retry shortly (the server log has the cause)"
     )]
     StorageUnavailable(String),
-    /// The KMS cannot wrap or unwrap a data key now (after retries).
-    #[error("{0}")]
+    /// The KMS cannot wrap or unwrap a data key now (after retries), or
+    /// refuses this server; the cause (which may name cloud principals) is
+    /// logged, the KEK is named.
+    #[error(
+        "the KMS cannot serve KEK `{}` now; retry shortly (the server log has the cause)",
+        kms_kek(.0)
+    )]
     KmsUnavailable(PayloadCodecError),
     /// The request took longer than the configured timeout.
     #[error("request timed out after {0} seconds")]
@@ -198,6 +203,14 @@ impl ApiError {
             _ => ApiError::Internal(err.to_string()),
         }
     }
+}
+
+/// The KEK of a KMS fault, as shown (never key material).
+fn kms_kek(err: &PayloadCodecError) -> &str {
+    err.inner()
+        .downcast_ref::<payload_kms::KmsError>()
+        .and_then(payload_kms::KmsError::kek)
+        .unwrap_or("?")
 }
 
 /// The status and code of a storage refusal.

@@ -58,6 +58,10 @@ struct Fault {
     message: String,
 }
 
+/// KMS faults that are the wrapped key's (the payload's), not this
+/// process's.
+const CIPHERTEXT_FAULTS: [&str; 2] = ["InvalidCiphertextException", "IncorrectKeyException"];
+
 /// KMS faults worth retrying (throttling and KMS's own failures).
 const TRANSIENT_FAULTS: [&str; 4] = [
     "ThrottlingException",
@@ -104,6 +108,8 @@ impl AwsKmsKek {
         Err(
             if transient_status(status) || TRANSIENT_FAULTS.contains(&kind.as_str()) {
                 KekError::Transient(message)
+            } else if CIPHERTEXT_FAULTS.contains(&kind.as_str()) {
+                KekError::Rejected(message)
             } else {
                 KekError::Refused(message)
             },

@@ -48,21 +48,27 @@ pub enum KmsError {
         /// The last failure.
         cause: String,
     },
-    /// The KMS refused to wrap a new data key (no such key, no permission).
+    /// The KMS refused this process (no such key, no permission, expired
+    /// credentials, a disabled key): not the payload's fault.
     #[error(
-        "the KMS refused to wrap a data key with KEK `{kek}`: {cause}; check that the key \
-         exists and that this server's credentials may use it"
+        "the KMS refused to {op} a data key with KEK `{kek}`: {cause}; check that the key \
+         exists and is enabled, and that this server's credentials may use it"
     )]
-    WrapRefused {
+    Refused {
         /// The KEK, as shown.
         kek: String,
+        /// `wrap` or `unwrap`.
+        op: &'static str,
         /// What the KMS said.
         cause: String,
     },
-    /// The KMS refused to unwrap a payload's data key (not its ciphertext,
-    /// no permission, no such key).
-    #[error("the KMS refused to unwrap the payload's data key with KEK `{kek}`: {cause}")]
-    UnwrapRefused {
+    /// The KMS could not unwrap a payload's data key: the wrapped key was
+    /// not made by this KEK, or was changed.
+    #[error(
+        "the payload's data key does not unwrap with KEK `{kek}`: {cause}; its \
+         `encryption-dek` was made by another key or was changed"
+    )]
+    Rejected {
         /// The KEK, as shown.
         kek: String,
         /// What the KMS said.
@@ -107,19 +113,39 @@ impl KmsError {
     /// How the codec-trait layer classifies this error.
     pub fn kind(&self) -> CodecErrorKind {
         match self {
-            KmsError::Unavailable { .. } | KmsError::WrapRefused { .. } => {
-                CodecErrorKind::Unavailable
-            }
-            KmsError::UnknownKek { .. }
-            | KmsError::NoKeyring { .. }
-            | KmsError::UnwrapRefused { .. } => CodecErrorKind::UnknownKey,
-            KmsError::BadWrappedKey | KmsError::WrongKeyLength { .. } => {
-                CodecErrorKind::InvalidPayload
-            }
+            KmsError::Unavailable { .. } | KmsError::Refused { .. } => CodecErrorKind::Unavailable,
+            KmsError::UnknownKek { .. } | KmsError::NoKeyring { .. } => CodecErrorKind::UnknownKey,
+            KmsError::BadWrappedKey
+            | KmsError::WrongKeyLength { .. }
+            | KmsError::Rejected { .. } => CodecErrorKind::InvalidPayload,
             KmsError::InvalidUri { .. }
             | KmsError::UnsupportedScheme { .. }
             | KmsError::NotConfigured { .. } => CodecErrorKind::Internal,
             KmsError::Codec(err) => err.kind(),
+        }
+    }
+}
+
+impl KmsError {
+    /// The KEK a KMS fault is about (as shown: no key material).
+    pub fn kek(&self) -> Option<&str> {
+        match self {
+            KmsError::Unavailable { kek, .. }
+            | KmsError::Refused { kek, .. }
+            | KmsError::Rejected { kek, .. }
+            | KmsError::UnknownKek { kek }
+            | KmsError::NotConfigured { kek, .. } => Some(kek),
+            _ => None,
+        }
+    }
+
+    /// The error for a KEK's failure at `op` (`wrap` or `unwrap`).
+    pub(crate) fn from_kek(kek: &crate::KekUri, op: &'static str, err: KekError) -> Self {
+        let kek = kek.to_string();
+        match err {
+            KekError::Transient(cause) => KmsError::Unavailable { kek, op, cause },
+            KekError::Refused(cause) => KmsError::Refused { kek, op, cause },
+            KekError::Rejected(cause) => KmsError::Rejected { kek, cause },
         }
     }
 }
@@ -138,7 +164,12 @@ pub enum KekError {
     /// sealed Vault.
     #[error("{0}")]
     Transient(String),
-    /// Not worth retrying: the KMS answered no.
+    /// Not worth retrying: the KMS refused this process (no such key, no
+    /// permission, a disabled key, bad credentials).
     #[error("{0}")]
     Refused(String),
+    /// Not worth retrying: the wrapped key is not one this KEK made (the
+    /// payload's fault).
+    #[error("{0}")]
+    Rejected(String),
 }

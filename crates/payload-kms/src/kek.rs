@@ -64,7 +64,7 @@ impl SecretboxKek {
 
     fn open(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, KekError> {
         let refused =
-            || KekError::Refused("the wrapped key does not open under this base64key KEK".into());
+            || KekError::Rejected("the wrapped key does not open under this base64key KEK".into());
         if wrapped.len() < SECRETBOX_NONCE {
             return Err(refused());
         }
@@ -136,12 +136,14 @@ impl KeyEncryptionKey for KeyringKek {
         wrapped: &'a [u8],
     ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, KekError>> {
         Box::pin(async move {
-            self.key()?.open_bytes(wrapped, KEYRING_KEK_AAD).map_err(|_| {
-                KekError::Refused(format!(
-                    "the wrapped key does not open under keyring key `{}`",
-                    self.key_id
-                ))
-            })
+            self.key()?
+                .open_bytes(wrapped, KEYRING_KEK_AAD)
+                .map_err(|_| {
+                    KekError::Rejected(format!(
+                        "the wrapped key does not open under keyring key `{}`",
+                        self.key_id
+                    ))
+                })
         })
     }
 }
@@ -169,7 +171,7 @@ mod tests {
         let other = SecretboxKek::new(&SecretKey::from_bytes(&[8; 32]).unwrap());
         assert!(matches!(
             block(other.unwrap(&wrapped)),
-            Err(KekError::Refused(_))
+            Err(KekError::Rejected(_))
         ));
         assert!(block(kek.unwrap(&wrapped[..10])).is_err());
         assert_eq!(format!("{kek:?}"), "SecretboxKek(<redacted>)");

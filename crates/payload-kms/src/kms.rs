@@ -357,17 +357,7 @@ impl Kms {
         let result = self
             .with_retries(|| kek.provider.wrap(key))
             .await
-            .map_err(|e| match e {
-                KekError::Transient(cause) => KmsError::Unavailable {
-                    kek: kek.uri.to_string(),
-                    op: "wrap",
-                    cause,
-                },
-                KekError::Refused(cause) => KmsError::WrapRefused {
-                    kek: kek.uri.to_string(),
-                    cause,
-                },
-            });
+            .map_err(|e| KmsError::from_kek(&kek.uri, "wrap", e));
         if result.is_ok() {
             self.counters.wraps.fetch_add(1, Ordering::Relaxed);
         }
@@ -399,17 +389,7 @@ impl Kms {
                 let plain = self
                     .with_retries(|| kek.provider.unwrap(wrapped))
                     .await
-                    .map_err(|e| match e {
-                        KekError::Transient(cause) => KmsError::Unavailable {
-                            kek: kek.uri.to_string(),
-                            op: "unwrap",
-                            cause,
-                        },
-                        KekError::Refused(cause) => KmsError::UnwrapRefused {
-                            kek: kek.uri.to_string(),
-                            cause,
-                        },
-                    })?;
+                    .map_err(|e| KmsError::from_kek(&kek.uri, "unwrap", e))?;
                 self.counters.unwraps.fetch_add(1, Ordering::Relaxed);
                 let secret = SecretKey::from_bytes(&plain)
                     .ok_or(KmsError::WrongKeyLength { len: plain.len() })?;
@@ -507,12 +487,9 @@ impl Kms {
         let plain = self
             .with_retries(|| kek.provider.unwrap(&wrapped))
             .await
-            .map_err(|e| KmsError::UnwrapRefused {
-                kek: kek.uri.to_string(),
-                cause: e.to_string(),
-            })?;
+            .map_err(|e| KmsError::from_kek(&kek.uri, "unwrap", e))?;
         if plain[..] != key.as_bytes()[..] {
-            return Err(KmsError::UnwrapRefused {
+            return Err(KmsError::Rejected {
                 kek: kek.uri.to_string(),
                 cause: "the unwrapped key differs from the wrapped one".to_owned(),
             });

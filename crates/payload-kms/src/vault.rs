@@ -80,10 +80,31 @@ impl VaultKek {
         let message = format!("Vault answered {status} to {op}: {reason}");
         Err(if transient_status(status) {
             KekError::Transient(message)
+        } else if op == "decrypt"
+            && status == http::StatusCode::BAD_REQUEST
+            && bad_ciphertext(&reason)
+        {
+            KekError::Rejected(message)
         } else {
             KekError::Refused(message)
         })
     }
+}
+
+/// Whether transit's 400 to a decrypt is about the ciphertext (the
+/// payload's fault), not the key or the token.
+fn bad_ciphertext(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    [
+        "invalid ciphertext",
+        "message authentication failed",
+        "unable to decrypt",
+        "invalid key version",
+        "invalid version",
+        "base64",
+    ]
+    .iter()
+    .any(|text| reason.contains(text))
 }
 
 fn bad_answer(op: &str, e: serde_json::Error) -> KekError {
@@ -110,7 +131,7 @@ impl KeyEncryptionKey for VaultKek {
     ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, KekError>> {
         Box::pin(async move {
             let ciphertext = std::str::from_utf8(wrapped).map_err(|_| {
-                KekError::Refused("the wrapped key is not Vault transit ciphertext text".into())
+                KekError::Rejected("the wrapped key is not Vault transit ciphertext text".into())
             })?;
             let body = serde_json::json!({ "ciphertext": ciphertext });
             let answer = self.call("decrypt", &body).await?;

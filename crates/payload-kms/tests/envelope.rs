@@ -59,7 +59,7 @@ impl KeyEncryptionKey for CountingKek {
                 Some((&mask, key)) if mask == self.mask => {
                     Ok(Zeroizing::new(key.iter().map(|b| b ^ mask).collect()))
                 }
-                _ => Err(KekError::Refused("not wrapped by this KEK".into())),
+                _ => Err(KekError::Rejected("not wrapped by this KEK".into())),
             }
         })
     }
