@@ -169,7 +169,10 @@ mod tests {
     fn bytes_round_trip_and_fail_under_another_key() {
         let sealed = key(1).seal_bytes(b"a data key", b"use").unwrap();
         assert_eq!(sealed.len(), NONCE_LEN + 10 + TAG_LEN);
-        assert_eq!(&key(1).open_bytes(&sealed, b"use").unwrap()[..], b"a data key");
+        assert_eq!(
+            &key(1).open_bytes(&sealed, b"use").unwrap()[..],
+            b"a data key"
+        );
         assert_eq!(key(2).open_bytes(&sealed, b"use"), Err(OpenError));
         assert_eq!(key(1).open_bytes(&sealed, b"other use"), Err(OpenError));
         assert_eq!(key(1).open_bytes(&sealed[..20], b"use"), Err(OpenError));

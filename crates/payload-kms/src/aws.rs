@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::CONTENT_TYPE;
 use http::{Method, Request};
 use http_body_util::Full;
 use object_store::aws::{AwsAuthorizer, AwsCredential};
@@ -74,16 +74,10 @@ impl AwsKmsKek {
     async fn call(&self, action: &str, body: &serde_json::Value) -> Result<Bytes, KekError> {
         let body = Bytes::from(body.to_string());
         let url = format!("{}/", self.endpoint);
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default()
-            .to_owned();
+        // The signer adds `host` from the URL.
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(&url)
-            .header(HOST, host)
             .header(CONTENT_TYPE, "application/x-amz-json-1.1")
             .header("X-Amz-Target", format!("TrentService.{action}"))
             .body(object_store::client::HttpRequestBody::from(body.clone()))

@@ -58,6 +58,8 @@ pub struct EnvelopeCodec {
     current: ArcSwapOption<ActiveKey>,
     recent: ArcSwap<Vec<Recent>>,
     renewing: tokio::sync::Mutex<()>,
+    /// When renewing the data key last failed (reset by a success).
+    renew_failed: std::sync::Mutex<Option<Instant>>,
     rng: SystemRandom,
 }
 
@@ -115,11 +117,11 @@ impl EnvelopeBuilder {
     }
 
     /// Use one data key for `ttl`, renewing it `renew_before` its end.
-    /// `renew_before` is capped below `ttl`.
+    /// `renew_before` is capped 1 ms below `ttl`.
     #[must_use]
     pub fn data_key_ttl(mut self, ttl: Duration, renew_before: Duration) -> Self {
-        self.ttl = ttl.max(Duration::from_millis(1));
-        self.renew_before = renew_before.min(self.ttl / 2);
+        self.ttl = ttl.max(Duration::from_millis(2));
+        self.renew_before = renew_before.min(self.ttl - Duration::from_millis(1));
         self
     }
 
@@ -143,6 +145,7 @@ impl EnvelopeBuilder {
             current: ArcSwapOption::empty(),
             recent: ArcSwap::from_pointee(Vec::new()),
             renewing: tokio::sync::Mutex::new(()),
+            renew_failed: std::sync::Mutex::new(None),
             rng: SystemRandom::new(),
         })
     }
@@ -162,7 +165,23 @@ impl EnvelopeCodec {
     /// call, whoever asks at the time). If the KMS fails while the current
     /// key is still within its time, the current key goes on.
     async fn renew(&self) -> Result<Arc<ActiveKey>, KmsError> {
-        let _renewing = self.renewing.lock().await;
+        let old = self.current.load_full();
+        // While the current key is within its time, nobody waits for a
+        // renewal: one encoder renews, the others go on with the current
+        // key, and after a failure the KMS is left alone for a while.
+        let usable = old.as_ref().filter(|key| key.made.elapsed() < self.ttl);
+        if let Some(key) = usable {
+            let failed_recently =
+                lock(&self.renew_failed).is_some_and(|at| at.elapsed() < RENEW_RETRY_AFTER);
+            if failed_recently {
+                return Ok(key.clone());
+            }
+        }
+        let _renewing = match (self.renewing.try_lock(), usable) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some(key)) => return Ok(key.clone()),
+            (Err(_), None) => self.renewing.lock().await,
+        };
         let old = self.current.load_full();
         if let Some(key) = &old
             && self.is_fresh(key)
@@ -172,10 +191,12 @@ impl EnvelopeCodec {
         match self.new_data_key().await {
             Ok(key) => {
                 self.current.store(Some(key.clone()));
+                *lock(&self.renew_failed) = None;
                 Ok(key)
             }
             Err(err) => match old {
                 Some(key) if key.made.elapsed() < self.ttl => {
+                    *lock(&self.renew_failed) = Some(Instant::now());
                     tracing::warn!(error = %err, "cannot renew the data key; the current one goes on until it ends");
                     Ok(key)
                 }
@@ -273,6 +294,15 @@ impl EnvelopeCodec {
                 .position(|p| p.dek == dek && p.kek_id == kek_id);
             let at = match at {
                 Some(at) => at,
+                None if dek.len() > MAX_WRAPPED_KEY_TEXT => {
+                    return Err(PayloadCodecError::from(KmsError::BadWrappedKey).at_index(i));
+                }
+                None if pairs.len() == MAX_DATA_KEYS_PER_BATCH => {
+                    return Err(PayloadCodecError::from(KmsError::TooManyDataKeys {
+                        limit: MAX_DATA_KEYS_PER_BATCH,
+                    })
+                    .at_index(i));
+                }
                 None => {
                     let kek = self
                         .kek_for(&kek_id)
@@ -416,13 +446,18 @@ impl EnvelopeCodec {
                         .decrypt_one(payload, budget)
                         .map_err(|e| PayloadCodecError::from(e).at_index(i)),
                     None => Err(PayloadCodecError::from(KmsError::NoKeyring {
-                        key_id: shown(&String::from_utf8_lossy(
+                        // A keyring key id: no secret, but the payload's text.
+                        key_id: String::from_utf8_lossy(
                             payload
                                 .metadata
                                 .get(METADATA_ENCRYPTION_KEY_ID)
                                 .map(|b| &b[..])
                                 .unwrap_or_default(),
-                        )),
+                        )
+                        .chars()
+                        .take(128)
+                        .flat_map(char::escape_debug)
+                        .collect(),
                     })
                     .at_index(i)),
                 }
@@ -452,6 +487,18 @@ struct Recent {
 
 /// Recent data keys a codec keeps for lock-free lookups.
 const RECENT_KEYS: usize = 16;
+
+/// The longest `encryption-dek` read: KMS ciphertexts of a 32-byte key are
+/// a few hundred bytes.
+const MAX_WRAPPED_KEY_TEXT: usize = 8 * 1024;
+
+/// Distinct data keys one batch may make the codec unwrap (each may cost a
+/// KMS call).
+pub const MAX_DATA_KEYS_PER_BATCH: usize = 256;
+
+/// After a failed renewal, how long encoders go on with the current key
+/// before one of them tries the KMS again.
+const RENEW_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 fn has_encrypted_encoding(payload: &Payload) -> bool {
     payload
@@ -503,4 +550,11 @@ impl PayloadCodec for EnvelopeCodec {
     ) -> BoxFuture<'a, CodecResult> {
         Box::pin(async move { self.decrypt_batch(payloads, budget).await })
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while these locks are held.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

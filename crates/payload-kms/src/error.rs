@@ -7,7 +7,7 @@ use payload_converter::{CodecErrorKind, PayloadCodecError};
 /// An envelope encryption failure.
 ///
 /// Messages never hold key material: KEK URIs that carry a key are shown
-/// as `base64key://<key hidden>`, and ids read from payloads are shortened
+/// as `base64key://<hidden>`, and ids read from payloads are shortened
 /// and escaped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,12 +83,20 @@ pub enum KmsError {
         /// The KEK named by the payload, as shown.
         kek: String,
     },
-    /// A payload's `encryption-dek` is not base64 or is empty.
+    /// A payload's `encryption-dek` is not base64, is empty, or is longer
+    /// than any KMS's wrapped key.
     #[error(
-        "the payload's `encryption-dek` metadata is not a base64 wrapped data key; \
-         the payload is corrupted"
+        "the payload's `encryption-dek` metadata is not a base64 wrapped data key (of at most \
+         8 KiB); the payload is corrupted"
     )]
     BadWrappedKey,
+    /// A request names more distinct data keys than one request may make
+    /// the server unwrap.
+    #[error("the payloads name more than {limit} distinct data keys; send them in smaller batches")]
+    TooManyDataKeys {
+        /// The limit.
+        limit: usize,
+    },
     /// An unwrapped data key is not 32 bytes.
     #[error("the unwrapped data key is {len} bytes, not 32; the payload is corrupted")]
     WrongKeyLength {
@@ -118,6 +126,7 @@ impl KmsError {
             KmsError::BadWrappedKey
             | KmsError::WrongKeyLength { .. }
             | KmsError::Rejected { .. } => CodecErrorKind::InvalidPayload,
+            KmsError::TooManyDataKeys { .. } => CodecErrorKind::LimitExceeded,
             KmsError::InvalidUri { .. }
             | KmsError::UnsupportedScheme { .. }
             | KmsError::NotConfigured { .. } => CodecErrorKind::Internal,

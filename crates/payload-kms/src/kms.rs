@@ -178,17 +178,66 @@ impl Striped {
     }
 }
 
-/// A data key being or already unwrapped.
-struct Slot {
-    key: OnceCell<Arc<DataKey>>,
-    made: Instant,
+/// An unwrapped data key and when it was unwrapped.
+type Cached = (Arc<DataKey>, Instant);
+
+/// An unwrap in flight: its waiters share its key or its failure.
+#[derive(Default)]
+struct Pending {
+    key: OnceCell<(Arc<DataKey>, Instant)>,
+    failure: Mutex<Option<Failure>>,
+}
+
+/// A failed unwrap, told again to those who waited for it.
+struct Failure {
+    kek: String,
+    transient: bool,
+    rejected: bool,
+    cause: String,
+}
+
+impl Failure {
+    fn of(err: &KmsError) -> Self {
+        Self {
+            kek: err.kek().unwrap_or("?").to_owned(),
+            transient: matches!(err, KmsError::Unavailable { .. }),
+            rejected: matches!(
+                err,
+                KmsError::Rejected { .. } | KmsError::WrongKeyLength { .. }
+            ),
+            cause: err.to_string(),
+        }
+    }
+
+    fn again(&self) -> KmsError {
+        let kek = self.kek.clone();
+        let cause = format!("a concurrent call just failed: {}", self.cause);
+        if self.transient {
+            KmsError::Unavailable {
+                kek,
+                op: "unwrap",
+                cause,
+            }
+        } else if self.rejected {
+            KmsError::Rejected { kek, cause }
+        } else {
+            KmsError::Refused {
+                kek,
+                op: "unwrap",
+                cause,
+            }
+        }
+    }
 }
 
 /// The KEKs of a process and the cache of unwrapped data keys they share.
 pub struct Kms {
     options: KmsOptions,
     keks: Mutex<HashMap<String, Kek>>,
-    cache: Mutex<LruCache<Vec<u8>, Arc<Slot>>>,
+    /// Unwrapped data keys and when they were unwrapped: only keys a KMS
+    /// (or this process) made, so bad input cannot push good keys out.
+    cache: Mutex<LruCache<Vec<u8>, Cached>>,
+    pending: Mutex<HashMap<Vec<u8>, Arc<Pending>>>,
     counters: Counters,
     #[cfg(feature = "vault")]
     client: std::sync::OnceLock<crate::http::JsonClient>,
@@ -211,6 +260,7 @@ impl Kms {
             options,
             keks: Mutex::new(HashMap::new()),
             cache: Mutex::new(LruCache::new(size)),
+            pending: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             #[cfg(feature = "vault")]
             client: std::sync::OnceLock::new(),
@@ -326,6 +376,18 @@ impl Kms {
                       AWS_SECRET_ACCESS_KEY)"
                     .to_owned(),
             })?;
+        // object_store's signer panics on a credential that is not a valid
+        // header value: check them here, where it is a configuration error.
+        let header_safe = |value: &str| http::HeaderValue::from_str(value).is_ok();
+        let token_ok = access.session_token.as_ref().is_none_or(|t| header_safe(t));
+        if !header_safe(&access.access_key_id) || !token_ok {
+            return Err(KmsError::NotConfigured {
+                kek: uri.to_string(),
+                missing: "AWS_ACCESS_KEY_ID or AWS_SESSION_TOKEN holds characters a header \
+                          cannot (a line break?); set it to the credential alone"
+                    .to_owned(),
+            });
+        }
         let region = region.clone().unwrap_or_else(|| access.region.clone());
         let endpoint = access
             .endpoint
@@ -377,26 +439,79 @@ impl Kms {
         kek: &Kek,
         wrapped: &[u8],
     ) -> Result<(Arc<DataKey>, Instant), KmsError> {
-        let slot = self.slot(kek, wrapped);
-        if let Some(key) = slot.key.get() {
+        let key = cache_key(kek, wrapped);
+        if let Some(cached) = self.cached(&key) {
             self.counters.cache_hits.add(1);
-            return Ok((key.clone(), slot.made));
+            return Ok(cached);
         }
         self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let key = slot
+        // One unwrap per wrapped key at a time: later callers wait for it
+        // and share its key, or its failure.
+        let pending = lock(&self.pending)
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Pending::default()))
+            .clone();
+        let result = pending
             .key
             .get_or_try_init(|| async {
-                let plain = self
-                    .with_retries(|| kek.provider.unwrap(wrapped))
-                    .await
-                    .map_err(|e| KmsError::from_kek(&kek.uri, "unwrap", e))?;
-                self.counters.unwraps.fetch_add(1, Ordering::Relaxed);
-                let secret = SecretKey::from_bytes(&plain)
-                    .ok_or(KmsError::WrongKeyLength { len: plain.len() })?;
-                Ok::<_, KmsError>(Arc::new(DataKey::new(&secret)))
+                if let Some(failure) = lock(&pending.failure).as_ref() {
+                    return Err(failure.again());
+                }
+                let unwrapped = self.unwrap_now(kek, wrapped).await;
+                match unwrapped {
+                    Ok(unwrapped) => {
+                        lock(&self.cache).put(key.clone(), unwrapped.clone());
+                        Ok(unwrapped)
+                    }
+                    Err(err) => {
+                        *lock(&pending.failure) = Some(Failure::of(&err));
+                        Err(err)
+                    }
+                }
             })
-            .await?;
-        Ok((key.clone(), slot.made))
+            .await
+            .cloned();
+        // The next caller (not a waiter of this one) tries anew.
+        let mut in_flight = lock(&self.pending);
+        if in_flight
+            .get(&key)
+            .is_some_and(|p| Arc::ptr_eq(p, &pending))
+        {
+            in_flight.remove(&key);
+        }
+        result
+    }
+
+    /// A live cache entry.
+    fn cached(&self, key: &[u8]) -> Option<(Arc<DataKey>, Instant)> {
+        let mut cache = lock(&self.cache);
+        match cache.get(key) {
+            Some((data_key, made)) if made.elapsed() < self.options.cache_ttl => {
+                Some((data_key.clone(), *made))
+            }
+            Some(_) => {
+                // Past its time: gone, key bytes and all.
+                cache.pop(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// One unwrap through the KMS, with retries.
+    async fn unwrap_now(
+        &self,
+        kek: &Kek,
+        wrapped: &[u8],
+    ) -> Result<(Arc<DataKey>, Instant), KmsError> {
+        let plain = self
+            .with_retries(|| kek.provider.unwrap(wrapped))
+            .await
+            .map_err(|e| KmsError::from_kek(&kek.uri, "unwrap", e))?;
+        self.counters.unwraps.fetch_add(1, Ordering::Relaxed);
+        let secret =
+            SecretKey::from_bytes(&plain).ok_or(KmsError::WrongKeyLength { len: plain.len() })?;
+        Ok((Arc::new(DataKey::new(&secret)), Instant::now()))
     }
 
     /// Counts `n` data keys found in a codec's own recent keys (cache hits
@@ -415,28 +530,7 @@ impl Kms {
     /// Puts a data key this process made into the cache, so payloads it
     /// encrypts decode without a KMS call.
     pub fn remember(&self, kek: &Kek, wrapped: &[u8], key: Arc<DataKey>) {
-        let slot = Slot {
-            key: OnceCell::new_with(Some(key)),
-            made: Instant::now(),
-        };
-        lock(&self.cache).put(cache_key(kek, wrapped), Arc::new(slot));
-    }
-
-    /// The cache slot for a wrapped key: the live one, or a new empty one.
-    fn slot(&self, kek: &Kek, wrapped: &[u8]) -> Arc<Slot> {
-        let key = cache_key(kek, wrapped);
-        let mut cache = lock(&self.cache);
-        if let Some(slot) = cache.get(&key)
-            && slot.made.elapsed() < self.options.cache_ttl
-        {
-            return slot.clone();
-        }
-        let slot = Arc::new(Slot {
-            key: OnceCell::new(),
-            made: Instant::now(),
-        });
-        cache.put(key, slot.clone());
-        slot
+        lock(&self.cache).put(cache_key(kek, wrapped), (key, Instant::now()));
     }
 
     async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T, KekError>

@@ -56,7 +56,10 @@ mod uri;
 #[cfg(feature = "vault")]
 mod vault;
 
-pub use envelope::{DEFAULT_DATA_KEY_TTL, DEFAULT_RENEW_BEFORE, EnvelopeBuilder, EnvelopeCodec};
+pub use envelope::{
+    DEFAULT_DATA_KEY_TTL, DEFAULT_RENEW_BEFORE, EnvelopeBuilder, EnvelopeCodec,
+    MAX_DATA_KEYS_PER_BATCH,
+};
 pub use error::{KekError, KmsError};
 pub use kek::KeyEncryptionKey;
 pub use kms::{
@@ -64,4 +67,4 @@ pub use kms::{
     Kms, KmsOptions, KmsStats, VaultAccess,
 };
 pub use settings::{AwsSettings, KekPolicy, KmsSettings, SettingsError, VaultSettings};
-pub use uri::{KekKind, KekUri};
+pub use uri::{KekKind, KekUri, shown as shown_kek};

@@ -19,8 +19,9 @@ use crate::envelope::{EnvelopeBuilder, EnvelopeCodec};
 use crate::error::KmsError;
 use crate::kms::{AwsAccess, Kms, KmsOptions, VaultAccess};
 
-/// The `[kms]` section.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The `[kms]` section. `Debug` shows KEK URIs as
+/// [`shown_kek`](crate::shown_kek) does (no key of a `testing://` URI).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KmsSettings {
     /// The KEK new data keys are wrapped with, for namespaces that name
@@ -92,7 +93,7 @@ pub struct AwsSettings {
 }
 
 /// One namespace's KEKs, overriding the `[kms]` defaults.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KekPolicy {
     /// The namespace's KEK (else `[kms] kek`).
@@ -101,6 +102,37 @@ pub struct KekPolicy {
     /// KEKs that only decrypt, besides `[kms] decrypt_keks`.
     #[serde(default)]
     pub decrypt_keks: Vec<String>,
+}
+
+fn shown_all<'a>(uris: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    uris.into_iter().map(|u| crate::uri::shown(u)).collect()
+}
+
+impl std::fmt::Debug for KmsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsSettings")
+            .field("kek", &shown_all(&self.kek))
+            .field("decrypt_keks", &shown_all(&self.decrypt_keks))
+            .field("data_key_ttl_secs", &self.data_key_ttl_secs)
+            .field("renew_before_secs", &self.renew_before_secs)
+            .field("cache_size", &self.cache_size)
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("attempts", &self.attempts)
+            .field("keyring", &self.keyring)
+            .field("vault", &self.vault)
+            .field("aws", &self.aws)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for KekPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KekPolicy")
+            .field("kek", &shown_all(&self.kek))
+            .field("decrypt_keks", &shown_all(&self.decrypt_keks))
+            .finish()
+    }
 }
 
 fn default_data_key_ttl() -> u64 {
@@ -249,8 +281,8 @@ impl KmsSettings {
 
     fn aws_access(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<AwsAccess> {
         let section = self.aws.clone().unwrap_or_default();
-        let access_key_id = env("AWS_ACCESS_KEY_ID")?;
-        let secret = env("AWS_SECRET_ACCESS_KEY")?;
+        let access_key_id = env("AWS_ACCESS_KEY_ID")?.trim().to_owned();
+        let secret = env("AWS_SECRET_ACCESS_KEY")?.trim().to_owned();
         Some(AwsAccess {
             region: section
                 .region
@@ -260,7 +292,7 @@ impl KmsSettings {
             endpoint: section.endpoint.or_else(|| env("AWS_ENDPOINT_URL_KMS")),
             access_key_id,
             secret_access_key: Zeroizing::new(secret),
-            session_token: env("AWS_SESSION_TOKEN").map(Zeroizing::new),
+            session_token: env("AWS_SESSION_TOKEN").map(|t| Zeroizing::new(t.trim().to_owned())),
         })
     }
 

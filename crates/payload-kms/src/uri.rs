@@ -152,13 +152,27 @@ impl KekUri {
     }
 }
 
-/// A URI for messages and logs: a key carried in it is hidden, and
-/// untrusted text is shortened and escaped.
-pub(crate) fn shown(text: &str) -> String {
-    let lower = text.get(..12).unwrap_or(text).to_ascii_lowercase();
-    if lower.starts_with("testing://") || lower.starts_with("base64key://") {
-        let scheme = text.split("://").next().unwrap_or("testing");
-        return format!("{scheme}://<key hidden>");
+/// A KEK id for messages and logs: the URI of a scheme that holds no key
+/// (`awskms`, `hashivault`, `vault`, `keyring`, `gcpkms`, `azurekeyvault`),
+/// shortened and escaped; of any other scheme (`testing://`, a typo of it,
+/// a program's own ids), only the scheme.
+pub fn shown(text: &str) -> String {
+    // Only URIs of schemes that never carry a key are shown: a mistyped
+    // `testing://` (or anything else) shows its scheme only.
+    let scheme = text.split_once("://").map(|(scheme, _)| scheme);
+    let known = scheme.is_some_and(|scheme| {
+        KEY_FREE_SCHEMES
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(scheme))
+    });
+    if !known {
+        let scheme: String = scheme
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(20)
+            .collect();
+        return format!("{scheme}://<hidden>");
     }
     let mut out: String = text
         .chars()
@@ -170,6 +184,16 @@ pub(crate) fn shown(text: &str) -> String {
     }
     out
 }
+
+/// KEK URI schemes whose URIs hold no key material.
+const KEY_FREE_SCHEMES: [&str; 6] = [
+    "awskms",
+    "hashivault",
+    "vault",
+    "keyring",
+    "gcpkms",
+    "azurekeyvault",
+];
 
 fn non_empty(text: &str) -> Option<String> {
     let text = percent_decode_str(text).decode_utf8_lossy();
@@ -301,7 +325,7 @@ mod tests {
         let key = URL_SAFE.encode([0xfb; 32]);
         let uri = KekUri::parse(&format!("testing://{key}")).unwrap();
         assert_eq!(uri.id(), format!("base64key://{key}"));
-        assert_eq!(uri.to_string(), "base64key://<key hidden>");
+        assert_eq!(uri.to_string(), "base64key://<hidden>");
         assert!(!format!("{uri:?}").contains(&key[..10]));
         // Standard base64 and no padding are read too.
         let std = STANDARD.encode([0xfb; 32]);
@@ -309,6 +333,19 @@ mod tests {
         let err = KekUri::parse("testing://c2hvcnQ=").unwrap_err().to_string();
         assert!(err.contains("32 bytes"), "{err}");
         assert!(!err.contains("c2hvcnQ"), "{err}");
+        // Mistyped, the key is still not shown.
+        for typo in [
+            format!("testng://{key}"),
+            format!(" testing://{key}"),
+            format!("testing:/{key}"),
+            format!("TESTING://{key}"),
+            key.clone(),
+        ] {
+            let err = KekUri::parse(&typo)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            assert!(!err.contains(&key[..12]), "{typo}: {err}");
+        }
     }
 
     #[test]

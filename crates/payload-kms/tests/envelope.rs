@@ -1,6 +1,8 @@
 //! The envelope codec through its public API, with KEKs that count their
 //! calls and can be switched off (a KMS outage).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a failed unwrap is a failed test.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,6 +23,8 @@ struct CountingKek {
     mask: u8,
     wraps: AtomicUsize,
     unwraps: AtomicUsize,
+    /// Every call, failed ones too.
+    calls: AtomicUsize,
     down: AtomicBool,
 }
 
@@ -36,6 +40,9 @@ impl CountingKek {
 impl KeyEncryptionKey for CountingKek {
     fn wrap<'a>(&'a self, key: &'a SecretKey) -> BoxFuture<'a, Result<Vec<u8>, KekError>> {
         Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            // A KMS answers later: concurrent callers really overlap.
+            tokio::time::sleep(Duration::from_millis(5)).await;
             if self.down.load(Ordering::SeqCst) {
                 return Err(KekError::Transient("connection refused".into()));
             }
@@ -51,6 +58,8 @@ impl KeyEncryptionKey for CountingKek {
         wrapped: &'a [u8],
     ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, KekError>> {
         Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
             if self.down.load(Ordering::SeqCst) {
                 return Err(KekError::Transient("connection refused".into()));
             }
@@ -181,6 +190,7 @@ fn concurrent_requests_for_one_data_key_share_one_call() {
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
+        .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
@@ -259,10 +269,15 @@ fn an_outage_is_unavailable_while_cached_keys_keep_working_and_recovery_follows(
     let kms = fast_kms();
     kms.register("test://k", kek.clone());
     let codec = EnvelopeBuilder::new(kms.clone(), "test://k")
-        .data_key_ttl(Duration::from_millis(200), Duration::from_millis(50))
+        .data_key_ttl(Duration::from_millis(600), Duration::from_millis(200))
         .build()
         .unwrap();
     let before = block(codec.encode(sample(3))).unwrap();
+    let made = std::time::Instant::now();
+    let sleep_until = |ms: u64| {
+        let at = made + Duration::from_millis(ms);
+        std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+    };
     // A payload of another writer: its data key is not cached here.
     let other_kms = fast_kms();
     other_kms.register("test://k", kek.clone());
@@ -280,10 +295,10 @@ fn an_outage_is_unavailable_while_cached_keys_keep_working_and_recovery_follows(
     assert_eq!(err.kind(), CodecErrorKind::Unavailable);
     assert!(err.to_string().contains("unavailable (unwrap)"), "{err}");
     // Encoding goes on with the current data key until it ends ...
-    std::thread::sleep(Duration::from_millis(160));
+    sleep_until(450);
     block(codec.encode(sample(1))).unwrap();
     // ... and then fails clearly.
-    std::thread::sleep(Duration::from_millis(60));
+    sleep_until(650);
     let err = block(codec.encode(sample(1))).unwrap_err();
     assert_eq!(err.kind(), CodecErrorKind::Unavailable);
     assert!(kms.stats().failures >= 3, "{:?}", kms.stats());
@@ -389,4 +404,146 @@ fn more_data_keys_than_a_codec_keeps_recent_still_cost_one_call_each() {
     let stats = reader_kms.stats();
     assert_eq!(stats.cache_misses, 20);
     assert_eq!(stats.cache_hits, 40, "{stats:?}");
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_unwrap_is_shared_by_its_waiters_not_retried_by_each() {
+    let kek = CountingKek::new(10);
+    let writer_kms = fast_kms();
+    writer_kms.register("test://k", kek.clone());
+    let written = block(
+        EnvelopeBuilder::new(writer_kms, "test://k")
+            .build()
+            .unwrap()
+            .encode(sample(1)),
+    )
+    .unwrap();
+    let reader_kms = fast_kms();
+    reader_kms.register("test://k", kek.clone());
+    let reader = Arc::new(
+        EnvelopeBuilder::new(reader_kms, "test://k")
+            .build()
+            .unwrap(),
+    );
+    kek.down.store(true, Ordering::SeqCst);
+    let before = kek.calls.load(Ordering::SeqCst);
+    multi_thread().block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let reader = reader.clone();
+                let written = written.clone();
+                tokio::spawn(async move { reader.decode(written).await })
+            })
+            .collect();
+        for task in tasks {
+            let err = task.await.unwrap().unwrap_err();
+            assert_eq!(err.kind(), CodecErrorKind::Unavailable, "{err}");
+        }
+    });
+    // One caller's three tries, not eight callers' 24.
+    assert_eq!(kek.calls.load(Ordering::SeqCst) - before, 3);
+    kek.down.store(false, Ordering::SeqCst);
+    assert_eq!(block(reader.decode(written)).unwrap(), sample(1));
+}
+
+#[test]
+fn unwrapped_keys_expire_after_the_cache_ttl() {
+    let kek = CountingKek::new(11);
+    let writer_kms = fast_kms();
+    writer_kms.register("test://k", kek.clone());
+    let written = block(
+        EnvelopeBuilder::new(writer_kms, "test://k")
+            .build()
+            .unwrap()
+            .encode(sample(2)),
+    )
+    .unwrap();
+    let mut options = KmsOptions::default();
+    options.cache_ttl = Duration::from_millis(150);
+    let reader_kms = Arc::new(Kms::new(options));
+    reader_kms.register("test://k", kek.clone());
+    let reader = EnvelopeBuilder::new(reader_kms, "test://k")
+        .build()
+        .unwrap();
+    block(reader.decode(written.clone())).unwrap();
+    block(reader.decode(written.clone())).unwrap();
+    assert_eq!(kek.unwraps.load(Ordering::SeqCst), 1);
+    std::thread::sleep(Duration::from_millis(200));
+    block(reader.decode(written)).unwrap();
+    assert_eq!(
+        kek.unwraps.load(Ordering::SeqCst),
+        2,
+        "expired keys are unwrapped again"
+    );
+}
+
+#[test]
+fn during_an_outage_one_encoder_tries_to_renew_and_the_others_go_on() {
+    let kek = CountingKek::new(12);
+    let kms = fast_kms();
+    kms.register("test://k", kek.clone());
+    let codec = Arc::new(
+        EnvelopeBuilder::new(kms, "test://k")
+            .data_key_ttl(Duration::from_secs(30), Duration::from_millis(29_900))
+            .build()
+            .unwrap(),
+    );
+    block(codec.encode(sample(1))).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    // Due for renewal, the KMS down: encoders keep the current key.
+    kek.down.store(true, Ordering::SeqCst);
+    let before = kek.calls.load(Ordering::SeqCst);
+    multi_thread().block_on(async {
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let codec = codec.clone();
+                tokio::spawn(async move { codec.encode(sample(1)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    });
+    // At most one renewal's three tries; after it failed, nobody retried.
+    assert!(kek.calls.load(Ordering::SeqCst) - before <= 3);
+    let again = kek.calls.load(Ordering::SeqCst);
+    block(codec.encode(sample(1))).unwrap();
+    assert_eq!(
+        kek.calls.load(Ordering::SeqCst),
+        again,
+        "backs off after a failure"
+    );
+}
+
+#[test]
+fn oversized_wrapped_keys_and_too_many_data_keys_are_refused_before_any_kms_call() {
+    let kek = CountingKek::new(13);
+    let kms = fast_kms();
+    kms.register("test://k", kek.clone());
+    let codec = EnvelopeBuilder::new(kms, "test://k").build().unwrap();
+    let good = block(codec.encode(sample(1))).unwrap().remove(0);
+    let with_dek = |dek: String| {
+        let mut p = good.clone();
+        p.metadata
+            .insert("encryption-dek".into(), dek.into_bytes().into());
+        p
+    };
+    let before = kek.calls.load(Ordering::SeqCst);
+    let err = block(codec.decode(vec![with_dek("A".repeat(9000))])).unwrap_err();
+    assert_eq!(err.kind(), CodecErrorKind::InvalidPayload, "{err}");
+    let many: Vec<_> = (0..300)
+        .map(|i| with_dek(STANDARD.encode(format!("key-{i}"))))
+        .collect();
+    let err = block(codec.decode(many)).unwrap_err();
+    assert_eq!(err.kind(), CodecErrorKind::LimitExceeded, "{err}");
+    assert_eq!(err.index(), Some(payload_kms::MAX_DATA_KEYS_PER_BATCH));
+    assert_eq!(kek.calls.load(Ordering::SeqCst), before);
 }

@@ -83,9 +83,15 @@ impl Layer {
     fn of(payload: &Payload) -> Self {
         Self {
             encoding: payload.encoding().unwrap_or("(none)").to_owned(),
-            key_id: payload
-                .metadata_str(METADATA_ENCRYPTION_KEY_ID)
-                .map(shown_kek),
+            // An envelope payload's key id is a KEK URI, which may hold a
+            // key (`base64key://`); a keyring key id is just a name.
+            key_id: payload.metadata_str(METADATA_ENCRYPTION_KEY_ID).map(|id| {
+                if payload.metadata.contains_key(METADATA_ENCRYPTION_DEK) {
+                    payload_kms::shown_kek(id)
+                } else {
+                    id.to_owned()
+                }
+            }),
         }
     }
 }
@@ -159,7 +165,7 @@ impl Layers {
                          --remote URL",
                         payload
                             .metadata_str(METADATA_ENCRYPTION_KEY_ID)
-                            .map(shown_kek)
+                            .map(payload_kms::shown_kek)
                             .unwrap_or_default()
                     ),
                 }
@@ -330,17 +336,6 @@ impl Decoder {
                 Err(err) => Err(remote_error(err)),
             },
         }
-    }
-}
-
-/// A KEK id from a payload, for a message: a key carried in a
-/// `base64key://` id is hidden.
-fn shown_kek(id: &str) -> String {
-    match id.split_once("://") {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("base64key") => {
-            "base64key://<key hidden>".to_owned()
-        }
-        _ => id.chars().take(200).collect(),
     }
 }
 
