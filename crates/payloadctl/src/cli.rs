@@ -88,8 +88,10 @@ pub(crate) struct KmsArgs {
     #[arg(long, value_name = "FILE", env = "PAYLOADCTL_KMS")]
     pub(crate) kms: Option<PathBuf>,
     /// The KEK to encrypt with (a URI such as awskms:///alias/temporal),
-    /// instead of the file's `kek`; decoding accepts it too.
-    #[arg(long, value_name = "URI", env = "PAYLOADCTL_KEK", requires = "kms")]
+    /// instead of the file's `kek`; decoding accepts it too. Without --kms,
+    /// the KMS is reached with the defaults (BAO_ADDR/VAULT_ADDR, the AWS
+    /// variables).
+    #[arg(long, value_name = "URI", env = "PAYLOADCTL_KEK")]
     pub(crate) kek: Option<String>,
 }
 
@@ -98,7 +100,13 @@ impl KmsArgs {
     /// paths resolve against.
     pub(crate) fn settings(&self) -> anyhow::Result<Option<(payload_kms::KmsSettings, PathBuf)>> {
         let Some(path) = &self.kms else {
-            return Ok(None);
+            return Ok(self.kek.as_ref().map(|kek| {
+                let settings = payload_kms::KmsSettings {
+                    kek: Some(kek.clone()),
+                    ..payload_kms::KmsSettings::default()
+                };
+                (settings, PathBuf::from("."))
+            }));
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the KMS file {}", path.display()))?;
@@ -127,7 +135,7 @@ impl KmsArgs {
         let Some((settings, base)) = self.settings()? else {
             return Ok(None);
         };
-        let path = self.kms.as_deref().unwrap_or(Path::new("--kms"));
+        let path = self.kms.as_deref().unwrap_or(Path::new("--kek"));
         let kms = settings
             .build(&|name| std::env::var(name).ok(), &|p| base.join(p))
             .with_context(|| format!("{}", path.display()))?;

@@ -254,8 +254,9 @@ impl Decoder {
         only: &[CodecName],
     ) -> anyhow::Result<Self> {
         match &remote.remote {
-            Some(_) if kms.kms.is_some() => Err(anyhow!(
-                "--kms is for local decoding; with --remote the Codec Server uses its own [kms]"
+            Some(_) if kms.kms.is_some() || kms.kek.is_some() => Err(anyhow!(
+                "--kms and --kek are for local decoding; with --remote the Codec Server uses \
+                 its own [kms]"
             )),
             Some(url) => Ok(Decoder::Remote(Box::new(remote_codec(url, remote)?))),
             None => Ok(Decoder::Local(

@@ -140,6 +140,19 @@ fn kek_chooses_the_key_and_unlisted_keks_are_refused() {
 }
 
 #[test]
+fn kek_alone_needs_no_file() {
+    let kek = "testing://AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+    let encoded = run(&["encode", "--kek", kek, "--value", "\"solo\""]).expect_code(0);
+    let decoded = run_with_stdin(
+        &["decode", "--kek", kek, "--show-values"],
+        encoded.stdout.as_bytes(),
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(decoded["payloads"][0]["value"], "solo");
+}
+
+#[test]
 fn probe_kek_passes_working_keks_and_fails_unreachable_ones() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "t\n").unwrap();
