@@ -6,114 +6,25 @@
 //! a gzip member (RFC 1952) as Python's `gzip.compress` writes and
 //! `gzip.decompress` reads.
 
-use std::io::Write as _;
-
-use flate2::Compression as Level;
-use flate2::bufread::GzDecoder;
-use flate2::write::GzEncoder;
-use payload_converter::{BoxFuture, Budget, PayloadCodec, PayloadCodecError};
-use payload_proto::temporal::api::common::v1::Payload;
-
-use crate::compressed::{self, Bounds, Compression, DEFAULT_MAX_DECODED_SIZE, Size, read_bounded};
-use crate::error::CodecError;
+use crate::flate::{FlateCodec, Framing, Gzip};
 
 /// The encoding of gzip-compressed payloads.
-pub const ENCODING_GZIP: &str = "binary/gzip";
+pub const ENCODING_GZIP: &str = Gzip::ENCODING;
 
 /// Compresses payloads with gzip (level 6), like the sample every payload
-/// by default; [`with_only_when_smaller`](GzipCodec::with_only_when_smaller)
+/// by default; [`with_only_when_smaller`](FlateCodec::with_only_when_smaller)
 /// passes through payloads that would not shrink. Decoding passes through
 /// payloads that are not `binary/gzip` and refuses to decompress more than
-/// [`with_max_decoded_size`](GzipCodec::with_max_decoded_size) bytes.
-#[derive(Clone, Debug)]
-pub struct GzipCodec {
-    always_encode: bool,
-    max_decoded_size: usize,
-}
-
-impl Default for GzipCodec {
-    fn default() -> Self {
-        Self {
-            always_encode: true,
-            max_decoded_size: DEFAULT_MAX_DECODED_SIZE,
-        }
-    }
-}
-
-impl GzipCodec {
-    /// A codec with the default settings.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Compresses only payloads that get smaller.
-    #[must_use]
-    pub fn with_only_when_smaller(mut self) -> Self {
-        self.always_encode = false;
-        self
-    }
-
-    /// Refuses to decompress a payload to more than `max` bytes.
-    #[must_use]
-    pub fn with_max_decoded_size(mut self, max: usize) -> Self {
-        self.max_decoded_size = max;
-        self
-    }
-}
-
-impl Compression for GzipCodec {
-    const ENCODING: &'static str = ENCODING_GZIP;
-
-    fn min_size(&self) -> usize {
-        0
-    }
-
-    fn always_encode(&self) -> bool {
-        self.always_encode
-    }
-
-    fn max_decoded_size(&self) -> usize {
-        self.max_decoded_size
-    }
-
-    fn compress(&self, input: &[u8]) -> std::io::Result<Vec<u8>> {
-        let mut encoder = GzEncoder::new(Vec::with_capacity(input.len() / 2 + 64), Level::new(6));
-        encoder.write_all(input)?;
-        encoder.finish()
-    }
-
-    fn decompress(
-        &self,
-        data: &[u8],
-        limit: usize,
-        budget: &Budget,
-    ) -> Result<Vec<u8>, CodecError> {
-        read_bounded(
-            GzDecoder::new(data),
-            || Ok(GzDecoder::new(data)),
-            Size::Guess(data.len().saturating_mul(4)),
-            &Bounds {
-                limit,
-                encoding: ENCODING_GZIP,
-                budget,
-            },
-        )
-    }
-}
-
-impl PayloadCodec for GzipCodec {
-    fn name(&self) -> &str {
-        "gzip"
-    }
-
-    compressed::compression_codec_methods!();
-}
+/// [`with_max_decoded_size`](FlateCodec::with_max_decoded_size) bytes.
+pub type GzipCodec = FlateCodec<Gzip>;
 
 #[cfg(test)]
 mod tests {
     use payload_converter::{CodecErrorKind, PayloadExt};
     use proptest::prelude::*;
     use prost::Message;
+
+    use payload_proto::temporal::api::common::v1::Payload;
 
     use super::*;
     use crate::test_support::{batch, decode, encode};

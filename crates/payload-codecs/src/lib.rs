@@ -58,6 +58,7 @@ mod chain;
 mod compressed;
 mod data_key;
 mod error;
+mod flate;
 mod gzip;
 mod keyring;
 mod zlib;
@@ -66,6 +67,7 @@ mod zstd;
 #[cfg(test)]
 mod test_support;
 
+pub use crate::flate::{DEFAULT_FLATE_LEVEL, FlateCodec, Framing, Gzip, Zlib};
 pub use crate::gzip::{ENCODING_GZIP, GzipCodec};
 pub use crate::zlib::{DEFAULT_ZLIB_LEVEL, ENCODING_ZLIB, ZlibCodec};
 pub use crate::zstd::{DEFAULT_ZSTD_LEVEL, DEFAULT_ZSTD_MIN_SIZE, ENCODING_ZSTD, ZstdCodec};

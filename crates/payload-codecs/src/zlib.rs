@@ -6,124 +6,21 @@
 //! a zlib stream (RFC 1950: header, deflate data, Adler-32) as Go's
 //! `compress/zlib` and Python's `zlib.compress` write and read.
 
-use std::io::Write as _;
-
-use flate2::Compression as Level;
-use flate2::bufread::ZlibDecoder;
-use flate2::write::ZlibEncoder;
-use payload_converter::{BoxFuture, Budget, PayloadCodec, PayloadCodecError};
-use payload_proto::temporal::api::common::v1::Payload;
-
-use crate::compressed::{self, Bounds, Compression, DEFAULT_MAX_DECODED_SIZE, Size, read_bounded};
-use crate::error::CodecError;
+use crate::flate::{FlateCodec, Framing, Zlib};
 
 /// The encoding of zlib-compressed payloads (the Go SDK's `binary/zlib`).
-pub const ENCODING_ZLIB: &str = "binary/zlib";
+pub const ENCODING_ZLIB: &str = Zlib::ENCODING;
 
 /// Default zlib compression level (zlib's own default, as Go and Python use).
-pub const DEFAULT_ZLIB_LEVEL: u32 = 6;
+pub const DEFAULT_ZLIB_LEVEL: u32 = crate::flate::DEFAULT_FLATE_LEVEL;
 
 /// Compresses payloads with zlib, by default only when the result is smaller
 /// (like Go's `ZlibCodecOptions{AlwaysEncode: false}`), otherwise passing
-/// them through unchanged; [`with_always_encode`](ZlibCodec::with_always_encode)
+/// them through unchanged; [`with_always_encode`](FlateCodec::with_always_encode)
 /// compresses every payload. Decoding passes through payloads that are not
 /// `binary/zlib`, and refuses to decompress more than
-/// [`max_decoded_size`](ZlibCodec::with_max_decoded_size) bytes
-/// ([`CodecError::TooLarge`], kind `LimitExceeded`).
-#[derive(Clone, Debug)]
-pub struct ZlibCodec {
-    level: u32,
-    always_encode: bool,
-    max_decoded_size: usize,
-}
-
-impl Default for ZlibCodec {
-    fn default() -> Self {
-        Self {
-            level: DEFAULT_ZLIB_LEVEL,
-            always_encode: false,
-            max_decoded_size: DEFAULT_MAX_DECODED_SIZE,
-        }
-    }
-}
-
-impl ZlibCodec {
-    /// A codec with the default settings: level 6, only when smaller, a
-    /// limit of [`DEFAULT_MAX_DECODED_SIZE`].
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Compresses every payload, even when that makes it larger.
-    #[must_use]
-    pub fn with_always_encode(mut self, always_encode: bool) -> Self {
-        self.always_encode = always_encode;
-        self
-    }
-
-    /// Sets the compression level, 0 (store) to 9 (best).
-    #[must_use]
-    pub fn with_level(mut self, level: u32) -> Self {
-        self.level = level.min(9);
-        self
-    }
-
-    /// Refuses to decompress a payload to more than `max` bytes.
-    #[must_use]
-    pub fn with_max_decoded_size(mut self, max: usize) -> Self {
-        self.max_decoded_size = max;
-        self
-    }
-}
-
-impl Compression for ZlibCodec {
-    const ENCODING: &'static str = ENCODING_ZLIB;
-
-    fn min_size(&self) -> usize {
-        0
-    }
-
-    fn always_encode(&self) -> bool {
-        self.always_encode
-    }
-
-    fn max_decoded_size(&self) -> usize {
-        self.max_decoded_size
-    }
-
-    fn compress(&self, input: &[u8]) -> std::io::Result<Vec<u8>> {
-        let out = Vec::with_capacity(input.len() / 2 + 64);
-        let mut encoder = ZlibEncoder::new(out, Level::new(self.level));
-        encoder.write_all(input)?;
-        encoder.finish()
-    }
-
-    fn decompress(
-        &self,
-        data: &[u8],
-        limit: usize,
-        budget: &Budget,
-    ) -> Result<Vec<u8>, CodecError> {
-        read_bounded(
-            ZlibDecoder::new(data),
-            || Ok(ZlibDecoder::new(data)),
-            Size::Guess(data.len().saturating_mul(4)),
-            &Bounds {
-                limit,
-                encoding: ENCODING_ZLIB,
-                budget,
-            },
-        )
-    }
-}
-
-impl PayloadCodec for ZlibCodec {
-    fn name(&self) -> &str {
-        "zlib"
-    }
-
-    compressed::compression_codec_methods!();
-}
+/// [`with_max_decoded_size`](FlateCodec::with_max_decoded_size) bytes.
+pub type ZlibCodec = FlateCodec<Zlib>;
 
 #[cfg(test)]
 mod tests {
@@ -133,6 +30,16 @@ mod tests {
     use payload_converter::{CodecErrorKind, PayloadExt};
     use proptest::prelude::*;
     use prost::Message;
+
+    use std::io::Write as _;
+
+    use flate2::Compression as Level;
+    use flate2::write::ZlibEncoder;
+    use payload_converter::PayloadCodecError;
+    use payload_proto::temporal::api::common::v1::Payload;
+
+    use crate::compressed::Compression as _;
+    use crate::error::CodecError;
 
     use super::*;
     use crate::test_support::{batch, decode, encode};
