@@ -51,6 +51,7 @@ mod error;
 mod http;
 mod kek;
 mod kms;
+mod options;
 mod settings;
 mod uri;
 #[cfg(feature = "vault")]
@@ -62,9 +63,10 @@ pub use envelope::{
 };
 pub use error::{KekError, KmsError};
 pub use kek::KeyEncryptionKey;
-pub use kms::{
-    AwsAccess, DEFAULT_ATTEMPTS, DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, DEFAULT_CALL_TIMEOUT, Kek,
-    Kms, KmsOptions, KmsStats, VaultAccess,
+pub use kms::{Kek, Kms, KmsStats};
+pub use options::{
+    AwsAccess, DEFAULT_ATTEMPTS, DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, DEFAULT_CALL_TIMEOUT,
+    KmsOptions, VaultAccess,
 };
 pub use settings::{AwsSettings, KekPolicy, KmsSettings, SettingsError, VaultSettings};
 pub use uri::{KekKind, KekUri, shown as shown_kek};

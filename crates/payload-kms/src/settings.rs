@@ -17,7 +17,8 @@ use zeroize::Zeroizing;
 
 use crate::envelope::{EnvelopeBuilder, EnvelopeCodec};
 use crate::error::KmsError;
-use crate::kms::{AwsAccess, Kms, KmsOptions, VaultAccess};
+use crate::kms::Kms;
+use crate::options::{AwsAccess, KmsOptions, VaultAccess};
 
 /// The `[kms]` section. `Debug` shows KEK URIs as
 /// [`shown_kek`](crate::shown_kek) does (no key of a `testing://` URI).
@@ -142,16 +143,16 @@ fn default_renew_before() -> u64 {
     crate::envelope::DEFAULT_RENEW_BEFORE.as_secs()
 }
 fn default_cache_size() -> usize {
-    crate::kms::DEFAULT_CACHE_SIZE
+    crate::options::DEFAULT_CACHE_SIZE
 }
 fn default_cache_ttl() -> u64 {
-    crate::kms::DEFAULT_CACHE_TTL.as_secs()
+    crate::options::DEFAULT_CACHE_TTL.as_secs()
 }
 fn default_timeout() -> u64 {
-    crate::kms::DEFAULT_CALL_TIMEOUT.as_secs()
+    crate::options::DEFAULT_CALL_TIMEOUT.as_secs()
 }
 fn default_attempts() -> usize {
-    crate::kms::DEFAULT_ATTEMPTS
+    crate::options::DEFAULT_ATTEMPTS
 }
 
 impl Default for KmsSettings {
