@@ -229,6 +229,33 @@ pub struct NamespaceConfig {
 }
 
 impl NamespaceConfig {
+    /// A namespace that encrypts with the keyring file `keyring`
+    /// (`chain = ["encrypt"]`) and lets in the callers `auth` allows.
+    pub fn encrypting(keyring: PathBuf, auth: AuthConfig) -> Self {
+        Self {
+            keyring: Some(keyring),
+            chain: default_chain(),
+            auth,
+            refuse: false,
+            storage: None,
+            kek: None,
+            decrypt_keks: Vec::new(),
+        }
+    }
+
+    /// A namespace refused entirely.
+    pub fn refused() -> Self {
+        Self {
+            keyring: None,
+            chain: Vec::new(),
+            auth: AuthConfig::None,
+            refuse: true,
+            storage: None,
+            kek: None,
+            decrypt_keks: Vec::new(),
+        }
+    }
+
     /// The KEK policy of this section.
     pub fn kek_policy(&self) -> payload_kms::KekPolicy {
         payload_kms::KekPolicy {
@@ -322,15 +349,7 @@ impl Config {
             cors: CorsConfig::default(),
             tls: None,
             kms: None,
-            default: Some(NamespaceConfig {
-                keyring: Some(dev_keyring),
-                chain: default_chain(),
-                auth: AuthConfig::None,
-                refuse: false,
-                storage: None,
-                kek: None,
-                decrypt_keks: Vec::new(),
-            }),
+            default: Some(NamespaceConfig::encrypting(dev_keyring, AuthConfig::None)),
             namespaces: BTreeMap::new(),
             base_dir: PathBuf::from("."),
             environment: Environment::default(),

@@ -1,7 +1,7 @@
 //! Per-namespace auth: none, bearer tokens, refused namespaces.
 
 use codec_server::auth::hash_token;
-use codec_server::config::{AuthConfig, CodecName, NamespaceConfig};
+use codec_server::config::{AuthConfig, NamespaceConfig};
 use hyper::{Method, StatusCode};
 
 use crate::util::*;
@@ -9,33 +9,16 @@ use crate::util::*;
 async fn secured() -> TestServer {
     spawn_with(|c, dir| {
         let keyring = dir.join("keyring.toml");
+        let auth = AuthConfig::Bearer {
+            token_sha256: vec![hash_token("rw-token")],
+            read_only_token_sha256: vec![hash_token("ro-token")],
+        };
         c.namespaces.insert(
             "payments".into(),
-            NamespaceConfig {
-                keyring: Some(keyring.clone()),
-                chain: vec![CodecName::Encrypt],
-                auth: AuthConfig::Bearer {
-                    token_sha256: vec![hash_token("rw-token")],
-                    read_only_token_sha256: vec![hash_token("ro-token")],
-                },
-                refuse: false,
-                storage: None,
-                kek: None,
-                decrypt_keks: Vec::new(),
-            },
+            NamespaceConfig::encrypting(keyring.clone(), auth),
         );
-        c.namespaces.insert(
-            "legacy".into(),
-            NamespaceConfig {
-                keyring: None,
-                chain: Vec::new(),
-                auth: AuthConfig::None,
-                refuse: true,
-                storage: None,
-                kek: None,
-                decrypt_keks: Vec::new(),
-            },
-        );
+        c.namespaces
+            .insert("legacy".into(), NamespaceConfig::refused());
     })
     .await
 }

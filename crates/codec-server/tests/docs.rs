@@ -145,21 +145,18 @@ fn require_curl() {
 /// samples' key, plus the bearer-protected `payments` namespace.
 async fn doc_server() -> TestServer {
     spawn_with(|config, _| {
-        let keyring = config.default.as_ref().and_then(|d| d.keyring.clone());
+        let keyring = config
+            .default
+            .as_ref()
+            .and_then(|d| d.keyring.clone())
+            .expect("the development default has a keyring");
+        let auth = AuthConfig::Bearer {
+            token_sha256: vec![codec_server::auth::hash_token(DOC_TOKEN)],
+            read_only_token_sha256: Vec::new(),
+        };
         config.namespaces.insert(
             "payments".to_owned(),
-            NamespaceConfig {
-                keyring,
-                chain: vec![codec_server::config::CodecName::Encrypt],
-                auth: AuthConfig::Bearer {
-                    token_sha256: vec![codec_server::auth::hash_token(DOC_TOKEN)],
-                    read_only_token_sha256: Vec::new(),
-                },
-                refuse: false,
-                storage: None,
-                kek: None,
-                decrypt_keks: Vec::new(),
-            },
+            NamespaceConfig::encrypting(keyring, auth),
         );
     })
     .await

@@ -16,7 +16,7 @@ use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use codec_server::auth::{Audience, Clock, JwksUrl, JwtSettings};
-use codec_server::config::{AuthConfig, CodecName, NamespaceConfig};
+use codec_server::config::{AuthConfig, NamespaceConfig};
 use hyper::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::rand::SystemRandom;
@@ -179,15 +179,7 @@ async fn server_with_clock(jwks_url: &str, min_refetch_secs: u64, clock: &TestCl
     spawn_with(move |c, dir| {
         c.namespaces.insert(
             "payments".into(),
-            NamespaceConfig {
-                keyring: Some(dir.join("keyring.toml")),
-                chain: vec![CodecName::Encrypt],
-                auth,
-                refuse: false,
-                storage: None,
-                kek: None,
-                decrypt_keks: Vec::new(),
-            },
+            NamespaceConfig::encrypting(dir.join("keyring.toml"), auth),
         );
     })
     .await
@@ -528,15 +520,7 @@ async fn waiting_for_the_jwks_ends_with_the_request_timeout() {
         c.server.request_timeout_secs = 1;
         c.namespaces.insert(
             "payments".into(),
-            NamespaceConfig {
-                keyring: Some(dir.join("keyring.toml")),
-                chain: vec![CodecName::Encrypt],
-                auth,
-                refuse: false,
-                storage: None,
-                kek: None,
-                decrypt_keks: Vec::new(),
-            },
+            NamespaceConfig::encrypting(dir.join("keyring.toml"), auth),
         );
     })
     .await;

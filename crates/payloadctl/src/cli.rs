@@ -78,6 +78,18 @@ impl KeyringArgs {
     }
 }
 
+/// Where the keys of encode and decode come from: a keyring file, a KMS, or
+/// a Codec Server.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct KeySources {
+    #[command(flatten)]
+    pub(crate) keyring: KeyringArgs,
+    #[command(flatten)]
+    pub(crate) kms: KmsArgs,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
 /// A KMS for envelope encryption (the Temporal Proxy's format).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct KmsArgs {

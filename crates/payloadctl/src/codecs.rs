@@ -25,7 +25,7 @@ use payload_proto::temporal::api::common::v1::Payload;
 use payload_storage::ExternalStorage;
 use payload_storage::reference::is_reference;
 
-use crate::cli::{KeyringArgs, KmsArgs, RemoteArgs};
+use crate::cli::{KeySources, KeyringArgs, KmsArgs, RemoteArgs};
 
 /// Most layers undone on one payload (a guard against a payload that
 /// decodes into another encoded payload forever).
@@ -247,12 +247,8 @@ pub(crate) enum Decoder {
 
 impl Decoder {
     /// From the command's arguments: remote when `--remote` is given.
-    pub(crate) fn from_args(
-        keyring: &KeyringArgs,
-        kms: &KmsArgs,
-        remote: &RemoteArgs,
-        only: &[CodecName],
-    ) -> anyhow::Result<Self> {
+    pub(crate) fn from_args(keys: &KeySources, only: &[CodecName]) -> anyhow::Result<Self> {
+        let (keyring, kms, remote) = (&keys.keyring, &keys.kms, &keys.remote);
         match &remote.remote {
             Some(_) if kms.kms.is_some() || kms.kek.is_some() => Err(anyhow!(
                 "--kms and --kek are for local decoding; with --remote the Codec Server uses \

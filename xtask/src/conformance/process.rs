@@ -41,18 +41,7 @@ pub(super) fn free_port() -> anyhow::Result<u16> {
 }
 
 pub(super) fn wait_for_port(port: u16, what: &Running, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    bail!(
-        "{} did not listen on port {port} within {timeout:?}",
-        what.name
-    )
+    poll_port(port, what.name, timeout, || Ok(None))
 }
 
 /// Like [`wait_for_port`], but fails at once (with the exit status) when
@@ -62,24 +51,30 @@ pub(super) fn wait_for_listener(
     what: &mut Running,
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    let name = what.name;
+    poll_port(port, name, timeout, || what.child.try_wait())
+}
+
+/// Waits until something listens on `port`, failing when `exited` says
+/// the process ended first or `timeout` passes.
+fn poll_port(
+    port: u16,
+    name: &str,
+    timeout: Duration,
+    mut exited: impl FnMut() -> std::io::Result<Option<std::process::ExitStatus>>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while Instant::now() < deadline {
-        if let Some(status) = what.child.try_wait()? {
-            bail!(
-                "{} exited with {status} before listening on port {port}",
-                what.name
-            );
+        if let Some(status) = exited()? {
+            bail!("{name} exited with {status} before listening on port {port}");
         }
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    bail!(
-        "{} did not listen on port {port} within {timeout:?}",
-        what.name
-    )
+    bail!("{name} did not listen on port {port} within {timeout:?}")
 }
 
 /// The browser: `$CHROMIUM` if set, else Debian's `/usr/bin/chromium`,

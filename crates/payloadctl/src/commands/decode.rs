@@ -8,7 +8,7 @@ use clap::Args;
 
 use payload_codecs::CodecName;
 
-use crate::cli::{KeyringArgs, KmsArgs, RemoteArgs, codec_names};
+use crate::cli::{KeySources, codec_names};
 use crate::codecs::Decoder;
 use crate::commands::{Outcome, runtime};
 use crate::{batches, input, output, payloads};
@@ -39,23 +39,14 @@ pub(crate) struct DecodeArgs {
     #[arg(long)]
     show_values: bool,
     #[command(flatten)]
-    keyring: KeyringArgs,
-    #[command(flatten)]
-    kms: KmsArgs,
-    #[command(flatten)]
-    remote: RemoteArgs,
+    keys: KeySources,
 }
 
 /// Runs `payloadctl decode`.
 pub(crate) fn run(args: DecodeArgs) -> anyhow::Result<Outcome> {
     let input = input::read(args.file.as_ref())?;
     let encoded = payloads::parse_body(&input.name, &input.bytes)?;
-    let decoder = Arc::new(Decoder::from_args(
-        &args.keyring,
-        &args.kms,
-        &args.remote,
-        &args.chain,
-    )?);
+    let decoder = Arc::new(Decoder::from_args(&args.keys, &args.chain)?);
     let results = runtime()?.block_on(batches::decode_all(decoder, encoded.clone()))?;
     let mut failures = Vec::new();
     let decoded: Vec<_> = results

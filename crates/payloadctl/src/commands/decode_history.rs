@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::cli::{KeyringArgs, KmsArgs, RemoteArgs, StorageArgs};
+use crate::cli::{KeySources, StorageArgs};
 use crate::codecs::Decoder;
 use crate::commands::{Outcome, runtime};
 use crate::document::Json;
@@ -49,11 +49,7 @@ pub(crate) struct DecodeHistoryArgs {
     #[arg(long)]
     show_values: bool,
     #[command(flatten)]
-    keyring: KeyringArgs,
-    #[command(flatten)]
-    kms: KmsArgs,
-    #[command(flatten)]
-    remote: RemoteArgs,
+    keys: KeySources,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -68,10 +64,8 @@ pub(crate) fn run(args: DecodeHistoryArgs) -> anyhow::Result<Outcome> {
         )
     })?;
     let found = payloads::find(&doc).with_context(|| format!("in {}", input.name))?;
-    let decoder = Arc::new(
-        Decoder::from_args(&args.keyring, &args.kms, &args.remote, &[])?
-            .with_storage(args.storage.load()?)?,
-    );
+    let decoder =
+        Arc::new(Decoder::from_args(&args.keys, &[])?.with_storage(args.storage.load()?)?);
     let originals: Vec<_> = found.iter().map(|f| f.payload.clone()).collect();
     let results = runtime()?.block_on(batches::decode_all(decoder, originals))?;
 

@@ -10,7 +10,7 @@ use payload_proto::temporal::api::common::v1::Payload;
 
 use payload_codecs::CodecName;
 
-use crate::cli::{KeyringArgs, KmsArgs, RemoteArgs, codec_names};
+use crate::cli::{KeySources, codec_names};
 use crate::commands::{Outcome, runtime};
 use crate::{codecs, input, output, payloads};
 
@@ -38,11 +38,7 @@ pub(crate) struct EncodeArgs {
     #[arg(long, value_parser = codec_names(), value_delimiter = ',', default_value = "encrypt")]
     chain: Vec<CodecName>,
     #[command(flatten)]
-    keyring: KeyringArgs,
-    #[command(flatten)]
-    kms: KmsArgs,
-    #[command(flatten)]
-    remote: RemoteArgs,
+    keys: KeySources,
 }
 
 /// Runs `payloadctl encode`.
@@ -57,9 +53,10 @@ pub(crate) fn run(args: EncodeArgs) -> anyhow::Result<Outcome> {
             .map(|(i, text)| from_value(i, text))
             .collect::<anyhow::Result<Vec<_>>>()?
     };
-    let codec: Box<dyn PayloadCodec> = match &args.remote.remote {
-        Some(url) => Box::new(codecs::remote_codec(url, &args.remote)?),
-        None => Box::new(codecs::encode_chain(&args.chain, &args.keyring, &args.kms)?),
+    let keys = &args.keys;
+    let codec: Box<dyn PayloadCodec> = match &keys.remote.remote {
+        Some(url) => Box::new(codecs::remote_codec(url, &keys.remote)?),
+        None => Box::new(codecs::encode_chain(&args.chain, &keys.keyring, &keys.kms)?),
     };
     let encoded = runtime()?
         .block_on(codec.encode(plain))

@@ -418,8 +418,8 @@ fn editing_add_rotate_retire() {
     assert_eq!(ids, ["new", "ext"]);
 }
 
-#[test]
-fn toml_round_trips() {
+/// A file with key `a` (base64, active) and key `b` (hex).
+fn file_a_b() -> KeyringFile {
     let mut file = KeyringFile::new(
         id("a"),
         KeySource::Base64(SecretKey::from_bytes(&KEY_A).unwrap()),
@@ -429,6 +429,12 @@ fn toml_round_trips() {
         KeySource::Hex(SecretKey::from_bytes(&KEY_B).unwrap()),
     )
     .unwrap();
+    file
+}
+
+#[test]
+fn toml_round_trips() {
+    let mut file = file_a_b();
     file.add_key(
         id("c\"q\\"),
         KeySource::File(PathBuf::from("dir with \"quotes\"\\k.key")),
@@ -497,15 +503,7 @@ fn save_atomic_writes_a_private_file_and_leaves_no_temp_files() {
 
 #[test]
 fn debug_of_the_file_model_shows_no_key_bytes() {
-    let mut file = KeyringFile::new(
-        id("a"),
-        KeySource::Base64(SecretKey::from_bytes(&KEY_A).unwrap()),
-    );
-    file.add_key(
-        id("b"),
-        KeySource::Hex(SecretKey::from_bytes(&KEY_B).unwrap()),
-    )
-    .unwrap();
+    let file = file_a_b();
     let debug = format!("{file:?} {:?}", file.to_keyring(&no_env).unwrap());
     for key in [KEY_A, KEY_B] {
         assert!(!debug.contains(&hex::encode(key)), "{debug}");
