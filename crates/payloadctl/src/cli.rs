@@ -94,7 +94,7 @@ pub(crate) struct KeySources {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct KmsArgs {
     /// Envelope encryption with a KMS: a TOML file with the keys of the
-    /// Codec Server's [kms] section (kek, decrypt_keks, [vault], [aws],
+    /// Codec Server's `[kms]` section (kek, decrypt_keks, `[vault]`, `[aws]`,
     /// keyring; docs/key-management.md). Credentials come from BAO_TOKEN or
     /// VAULT_TOKEN and the standard AWS variables.
     #[arg(long, value_name = "FILE", env = "PAYLOADCTL_KMS")]

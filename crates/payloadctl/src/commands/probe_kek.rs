@@ -25,7 +25,7 @@ Examples:
   payloadctl probe-kek --kms kms.toml --kek hashivault://payloads --kek awskms:///alias/temporal
   BAO_TOKEN=... payloadctl probe-kek --kms kms.toml --output json")]
 pub(crate) struct ProbeKekArgs {
-    /// The KMS file: the keys of the Codec Server's [kms] section
+    /// The KMS file: the keys of the Codec Server's `[kms]` section
     /// (docs/key-management.md).
     #[arg(long, value_name = "FILE", env = "PAYLOADCTL_KMS")]
     kms: PathBuf,
