@@ -320,6 +320,54 @@ pub(crate) fn render_kms(text: &mut String, stats: &payload_kms::KmsStats) {
     );
 }
 
+/// External storage objects and bytes by namespace section and driver,
+/// appended to the exposition (nothing when no namespace has storage).
+pub(crate) fn render_storage(
+    text: &mut String,
+    stats: &[(String, String, payload_storage::DriverStats)],
+) {
+    use std::fmt::Write as _;
+    if stats.is_empty() {
+        return;
+    }
+    text.push_str(
+        "# HELP codec_server_storage_objects_total External storage objects, by operation and result.\n\
+         # TYPE codec_server_storage_objects_total counter\n",
+    );
+    let label = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    for (ns, driver, s) in stats {
+        let (ns, driver) = (label(ns), label(driver));
+        for (op, result, n) in [
+            ("store", "ok", s.stored),
+            ("retrieve", "ok", s.retrieved),
+            ("retrieve", "missing", s.missing),
+            ("retrieve", "corrupt", s.corrupt),
+            ("any", "unavailable", s.unavailable),
+            ("any", "refused", s.refused),
+        ] {
+            let _ = writeln!(
+                text,
+                "codec_server_storage_objects_total{{namespace=\"{ns}\",driver=\"{driver}\",\
+                 operation=\"{op}\",result=\"{result}\"}} {n}"
+            );
+        }
+    }
+    text.push_str(
+        "# HELP codec_server_storage_bytes_total External storage bytes moved, by operation.\n\
+         # TYPE codec_server_storage_bytes_total counter\n",
+    );
+    for (ns, driver, s) in stats {
+        let (ns, driver) = (label(ns), label(driver));
+        for (op, n) in [("store", s.bytes_stored), ("retrieve", s.bytes_retrieved)] {
+            let _ = writeln!(
+                text,
+                "codec_server_storage_bytes_total{{namespace=\"{ns}\",driver=\"{driver}\",\
+                 operation=\"{op}\"}} {n}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,7 @@ impl Inner {
         if let Some(stats) = self.state.kms_stats() {
             crate::metrics::render_kms(&mut text, &stats);
         }
+        crate::metrics::render_storage(&mut text, &self.state.storage_stats());
         let mut response = text.into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -63,6 +63,28 @@ impl NamespaceTable {
         self.kms.as_ref().map(|kms| kms.stats())
     }
 
+    /// Each external storage driver's counts, by namespace section
+    /// (`default` for the default section), sorted.
+    pub(crate) fn storage_stats(&self) -> Vec<(String, String, payload_storage::DriverStats)> {
+        let sections = self.default.iter().map(|p| ("default", p)).chain(
+            self.named
+                .iter()
+                .filter_map(|(name, p)| p.as_ref().map(|p| (name.as_str(), p))),
+        );
+        let mut out: Vec<_> = sections
+            .filter_map(|(name, policy)| Some((name, policy.storage.as_ref()?)))
+            .flat_map(|(name, storage)| {
+                storage
+                    .storage()
+                    .driver_stats()
+                    .into_iter()
+                    .map(move |(driver, stats)| (name.to_owned(), driver.to_owned(), stats))
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
     /// Serves `namespace` with its own policy.
     pub fn insert(&mut self, namespace: impl Into<String>, policy: NamespacePolicy) {
         self.named.insert(namespace.into(), Some(Arc::new(policy)));
@@ -156,6 +178,11 @@ impl AppState {
 
     pub(crate) fn cors(&self) -> &Cors {
         &self.shared.cors
+    }
+
+    /// The storage counts of the current namespace table.
+    pub(crate) fn storage_stats(&self) -> Vec<(String, String, payload_storage::DriverStats)> {
+        self.shared.namespaces.load().storage_stats()
     }
 
     /// The KMS counts of the current namespace table.

@@ -126,6 +126,30 @@ async fn a_tampered_or_deleted_object_decodes_nothing() {
     let answer = post(&server.url("/download"), body_of(&encoded)).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_code(&answer), "stored_payload_missing");
+
+    // The server's /metrics counts what the driver did.
+    let metrics = request(Method::GET, &server.url("/metrics"), &[], Vec::new()).await;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    let series = |op: &str, result: &str| {
+        format!(
+            "codec_server_storage_objects_total{{namespace=\"default\",driver=\"payloadkit.fsdriver\",operation=\"{op}\",result=\"{result}\"}}"
+        )
+    };
+    for (op, result, n) in [
+        ("store", "ok", 1),
+        ("retrieve", "ok", 0),
+        ("retrieve", "corrupt", 2),
+        ("retrieve", "missing", 1),
+    ] {
+        assert!(
+            text.contains(&format!("{} {n}\n", series(op, result))),
+            "{op} {result}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("codec_server_storage_bytes_total{namespace=\"default\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]

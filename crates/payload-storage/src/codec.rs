@@ -18,7 +18,7 @@ use payload_converter::{BoxFuture, Budget, CodecErrorKind, PayloadCodec, Payload
 use payload_proto::temporal::api::common::v1::Payload;
 use prost::Message as _;
 
-use crate::driver::{StorageDriver, StorageError};
+use crate::driver::{DriverStats, StorageDriver, StorageError};
 use crate::key::StoreTarget;
 use crate::reference::{REFERENCE_MARKER_KEY, StorageReference, has_marker, is_reference};
 
@@ -55,6 +55,14 @@ impl ExternalStorage {
     pub fn with_reader(mut self, driver: Arc<dyn StorageDriver>) -> Self {
         self.drivers.push(driver);
         self
+    }
+
+    /// Each driver's name and counts (drivers that keep counts).
+    pub fn driver_stats(&self) -> Vec<(&str, DriverStats)> {
+        self.drivers
+            .iter()
+            .filter_map(|d| d.stats().map(|s| (d.name(), s)))
+            .collect()
     }
 
     /// The offload threshold in bytes.

@@ -30,6 +30,34 @@ pub trait StorageDriver: Send + Sync + std::fmt::Debug {
         claims: &'a [Claim],
         budget: &'a Budget,
     ) -> BoxFuture<'a, Result<Vec<Payload>, StorageError>>;
+
+    /// Counts of what the driver did since it was made, if it keeps them.
+    fn stats(&self) -> Option<DriverStats> {
+        None
+    }
+}
+
+/// What a driver did since it was made: objects by operation and outcome,
+/// and bytes moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverStats {
+    /// Objects stored.
+    pub stored: u64,
+    /// Objects fetched and verified.
+    pub retrieved: u64,
+    /// Fetches of objects the store does not have.
+    pub missing: u64,
+    /// Fetched objects whose SHA-256 (or content) was wrong.
+    pub corrupt: u64,
+    /// Operations that failed because the store could not be reached.
+    pub unavailable: u64,
+    /// Other refusals (too large, a bad claim).
+    pub refused: u64,
+    /// Bytes stored.
+    pub bytes_stored: u64,
+    /// Bytes fetched.
+    pub bytes_retrieved: u64,
 }
 
 /// Storing or fetching a payload failed.

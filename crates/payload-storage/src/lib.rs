@@ -40,7 +40,7 @@ pub mod reference;
 mod settings;
 
 pub use codec::{DEFAULT_THRESHOLD, ExternalStorage, Resolve, StorageCodec};
-pub use driver::{StorageDriver, StorageError};
+pub use driver::{DriverStats, StorageDriver, StorageError};
 pub use key::{Execution, StoreTarget};
 pub use object::{DriverLimits, ObjectStoreDriver};
 pub use reference::{Claim, ReferenceError, StorageReference};

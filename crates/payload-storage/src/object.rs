@@ -4,6 +4,7 @@
 //! before every upload.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use payload_converter::{BoxFuture, Budget};
 use payload_proto::temporal::api::common::v1::Payload;
 use prost::Message as _;
 
-use crate::driver::{StorageDriver, StorageError};
+use crate::driver::{DriverStats, StorageDriver, StorageError};
 use crate::key::{StoreTarget, object_key};
 use crate::reference::Claim;
 
@@ -49,6 +50,20 @@ pub struct ObjectStoreDriver {
     /// "driver bucket b" / "driver at /path", for errors.
     label: String,
     limits: DriverLimits,
+    counts: Counts,
+}
+
+/// [`DriverStats`] as atomics (touched once per object, not per request).
+#[derive(Debug, Default)]
+struct Counts {
+    stored: AtomicU64,
+    retrieved: AtomicU64,
+    missing: AtomicU64,
+    corrupt: AtomicU64,
+    unavailable: AtomicU64,
+    refused: AtomicU64,
+    bytes_stored: AtomicU64,
+    bytes_retrieved: AtomicU64,
 }
 
 /// What one operation did, for the metrics.
@@ -83,6 +98,7 @@ impl ObjectStoreDriver {
             bucket,
             label: label.into(),
             limits,
+            counts: Counts::default(),
         }
     }
 
@@ -220,6 +236,8 @@ impl ObjectStoreDriver {
         if !actual.eq_ignore_ascii_case(expected) {
             metrics::counter!("payload_storage_integrity_failures_total", "driver" => self.name.clone())
                 .increment(1);
+            self.counts.retrieved.fetch_sub(1, Ordering::Relaxed);
+            self.counts.corrupt.fetch_add(1, Ordering::Relaxed);
             return Err(StorageError::Corrupt {
                 store: self.label.clone(),
                 key: key.to_owned(),
@@ -249,6 +267,19 @@ impl ObjectStoreDriver {
             Err(StorageError::TooLarge { .. }) => "too_large",
             Err(_) => "refused",
         };
+        let c = &self.counts;
+        let (count, bytes_of) = match (operation, outcome) {
+            (Operation::Store, Ok(_)) => (&c.stored, Some(&c.bytes_stored)),
+            (Operation::Retrieve, Ok(_)) => (&c.retrieved, Some(&c.bytes_retrieved)),
+            (_, Err(StorageError::Missing { .. })) => (&c.missing, None),
+            (_, Err(StorageError::Unavailable { .. })) => (&c.unavailable, None),
+            (_, Err(StorageError::Corrupt { .. })) => (&c.corrupt, None),
+            (_, Err(_)) => (&c.refused, None),
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        if let Some(total) = bytes_of {
+            total.fetch_add(bytes, Ordering::Relaxed);
+        }
         metrics::counter!("payload_storage_operations_total", "driver" => driver.clone(), "operation" => op, "result" => result)
             .increment(1);
         if outcome.is_ok() {
@@ -266,6 +297,21 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl StorageDriver for ObjectStoreDriver {
+    fn stats(&self) -> Option<DriverStats> {
+        let c = &self.counts;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Some(DriverStats {
+            stored: get(&c.stored),
+            retrieved: get(&c.retrieved),
+            missing: get(&c.missing),
+            corrupt: get(&c.corrupt),
+            unavailable: get(&c.unavailable),
+            refused: get(&c.refused),
+            bytes_stored: get(&c.bytes_stored),
+            bytes_retrieved: get(&c.bytes_retrieved),
+        })
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
