@@ -80,6 +80,13 @@ fn fast_kms() -> Arc<Kms> {
     Arc::new(Kms::new(options))
 }
 
+/// A KMS hub of its own (its own cache) whose KEK `test://k` is `kek`.
+fn kms_with(kek: &Arc<CountingKek>) -> Arc<Kms> {
+    let kms = fast_kms();
+    kms.register("test://k", kek.clone());
+    kms
+}
+
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -152,8 +159,7 @@ fn one_data_key_serves_many_payloads_and_a_cold_cache_costs_one_call_per_key() {
     assert_eq!(kek.unwraps.load(Ordering::SeqCst), 0);
 
     // A reader with a cold cache: 120 payloads, 2 data keys, 2 calls.
-    let reader_kms = fast_kms();
-    reader_kms.register("test://k", kek.clone());
+    let reader_kms = kms_with(&kek);
     let reader = EnvelopeBuilder::new(reader_kms.clone(), "test://k")
         .build()
         .unwrap();
@@ -175,14 +181,12 @@ fn one_data_key_serves_many_payloads_and_a_cold_cache_costs_one_call_per_key() {
 #[test]
 fn concurrent_requests_for_one_data_key_share_one_call() {
     let kek = CountingKek::new(2);
-    let writer_kms = fast_kms();
-    writer_kms.register("test://k", kek.clone());
+    let writer_kms = kms_with(&kek);
     let writer = EnvelopeBuilder::new(writer_kms, "test://k")
         .build()
         .unwrap();
     let written = block(writer.encode(sample(4))).unwrap();
-    let reader_kms = fast_kms();
-    reader_kms.register("test://k", kek.clone());
+    let reader_kms = kms_with(&kek);
     let reader = Arc::new(
         EnvelopeBuilder::new(reader_kms, "test://k")
             .build()
@@ -266,8 +270,7 @@ fn keyring_and_envelope_payloads_decode_from_one_chain() {
 #[test]
 fn an_outage_is_unavailable_while_cached_keys_keep_working_and_recovery_follows() {
     let kek = CountingKek::new(6);
-    let kms = fast_kms();
-    kms.register("test://k", kek.clone());
+    let kms = kms_with(&kek);
     let codec = EnvelopeBuilder::new(kms.clone(), "test://k")
         .data_key_ttl(Duration::from_millis(600), Duration::from_millis(200))
         .build()
@@ -279,8 +282,7 @@ fn an_outage_is_unavailable_while_cached_keys_keep_working_and_recovery_follows(
         std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
     };
     // A payload of another writer: its data key is not cached here.
-    let other_kms = fast_kms();
-    other_kms.register("test://k", kek.clone());
+    let other_kms = kms_with(&kek);
     let foreign = block(
         EnvelopeBuilder::new(other_kms, "test://k")
             .build()
@@ -385,13 +387,11 @@ fn more_data_keys_than_a_codec_keeps_recent_still_cost_one_call_each() {
     let kek = CountingKek::new(9);
     let mut written = Vec::new();
     for _ in 0..20 {
-        let kms = fast_kms();
-        kms.register("test://k", kek.clone());
+        let kms = kms_with(&kek);
         let writer = EnvelopeBuilder::new(kms, "test://k").build().unwrap();
         written.extend(block(writer.encode(sample(2))).unwrap());
     }
-    let reader_kms = fast_kms();
-    reader_kms.register("test://k", kek.clone());
+    let reader_kms = kms_with(&kek);
     let reader = EnvelopeBuilder::new(reader_kms.clone(), "test://k")
         .build()
         .unwrap();
@@ -417,8 +417,7 @@ fn multi_thread() -> tokio::runtime::Runtime {
 #[test]
 fn a_failed_unwrap_is_shared_by_its_waiters_not_retried_by_each() {
     let kek = CountingKek::new(10);
-    let writer_kms = fast_kms();
-    writer_kms.register("test://k", kek.clone());
+    let writer_kms = kms_with(&kek);
     let written = block(
         EnvelopeBuilder::new(writer_kms, "test://k")
             .build()
@@ -426,8 +425,7 @@ fn a_failed_unwrap_is_shared_by_its_waiters_not_retried_by_each() {
             .encode(sample(1)),
     )
     .unwrap();
-    let reader_kms = fast_kms();
-    reader_kms.register("test://k", kek.clone());
+    let reader_kms = kms_with(&kek);
     let reader = Arc::new(
         EnvelopeBuilder::new(reader_kms, "test://k")
             .build()
@@ -457,8 +455,7 @@ fn a_failed_unwrap_is_shared_by_its_waiters_not_retried_by_each() {
 #[test]
 fn unwrapped_keys_expire_after_the_cache_ttl() {
     let kek = CountingKek::new(11);
-    let writer_kms = fast_kms();
-    writer_kms.register("test://k", kek.clone());
+    let writer_kms = kms_with(&kek);
     let written = block(
         EnvelopeBuilder::new(writer_kms, "test://k")
             .build()
@@ -488,8 +485,7 @@ fn unwrapped_keys_expire_after_the_cache_ttl() {
 #[test]
 fn during_an_outage_one_encoder_tries_to_renew_and_the_others_go_on() {
     let kek = CountingKek::new(12);
-    let kms = fast_kms();
-    kms.register("test://k", kek.clone());
+    let kms = kms_with(&kek);
     let codec = Arc::new(
         EnvelopeBuilder::new(kms, "test://k")
             .data_key_ttl(Duration::from_secs(30), Duration::from_millis(29_900))
@@ -526,8 +522,7 @@ fn during_an_outage_one_encoder_tries_to_renew_and_the_others_go_on() {
 #[test]
 fn oversized_wrapped_keys_and_too_many_data_keys_are_refused_before_any_kms_call() {
     let kek = CountingKek::new(13);
-    let kms = fast_kms();
-    kms.register("test://k", kek.clone());
+    let kms = kms_with(&kek);
     let codec = EnvelopeBuilder::new(kms, "test://k").build().unwrap();
     let good = block(codec.encode(sample(1))).unwrap().remove(0);
     let with_dek = |dek: String| {
