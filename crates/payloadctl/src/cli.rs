@@ -120,21 +120,13 @@ impl KmsArgs {
                 (settings, PathBuf::from("."))
             }));
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the KMS file {}", path.display()))?;
-        let mut settings: payload_kms::KmsSettings = toml::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a [kms] section (docs/key-management.md)",
-                path.display()
-            )
-        })?;
+        let (mut settings, base) = read_kms_file(path)?;
         if let Some(kek) = &self.kek
             && let Some(old) = settings.kek.replace(kek.clone())
             && old != *kek
         {
             settings.decrypt_keks.push(old);
         }
-        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Ok(Some((settings, base)))
     }
 
@@ -163,6 +155,21 @@ impl KmsArgs {
             ),
         }
     }
+}
+
+/// The `[kms]` settings in the file at `path`, and the folder its relative
+/// paths resolve against.
+pub(crate) fn read_kms_file(path: &Path) -> anyhow::Result<(payload_kms::KmsSettings, PathBuf)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the KMS file {}", path.display()))?;
+    let settings = toml::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a [kms] section (docs/key-management.md)",
+            path.display()
+        )
+    })?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    Ok((settings, base))
 }
 
 /// Where externally stored payloads are, to resolve references locally.

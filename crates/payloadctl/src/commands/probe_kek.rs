@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::Args;
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, read_kms_file};
 use crate::commands::probe::{Check, Status, print_checks};
 use crate::commands::{Outcome, runtime};
 use crate::output;
@@ -40,14 +40,7 @@ pub(crate) struct ProbeKekArgs {
 
 /// Runs `payloadctl probe-kek`.
 pub(crate) fn run(args: ProbeKekArgs) -> anyhow::Result<Outcome> {
-    let text = std::fs::read_to_string(&args.kms)
-        .with_context(|| format!("cannot read the KMS file {}", args.kms.display()))?;
-    let settings: payload_kms::KmsSettings = toml::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a [kms] section (docs/key-management.md)",
-            args.kms.display()
-        )
-    })?;
+    let (settings, base) = read_kms_file(&args.kms)?;
     let keks: Vec<String> = if args.kek.is_empty() {
         settings
             .kek
@@ -64,11 +57,6 @@ pub(crate) fn run(args: ProbeKekArgs) -> anyhow::Result<Outcome> {
             args.kms.display()
         );
     }
-    let base = args
-        .kms
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .to_path_buf();
     let checks = runtime()?.block_on(async {
         let kms = settings
             .build(&|name| std::env::var(name).ok(), &|p| base.join(p))
