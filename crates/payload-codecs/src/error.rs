@@ -177,7 +177,7 @@ impl From<CodecError> for PayloadCodecError {
 }
 
 /// An untrusted key id, escaped and shortened for an error message.
-fn shown_key_id(key_id: &str) -> String {
+pub fn shown_key_id(key_id: &str) -> String {
     let mut shown: String = key_id
         .chars()
         .take(SHOWN_KEY_ID_CHARS)

@@ -77,7 +77,7 @@ pub use aes_gcm::{
 pub use chain::{ChainBuilder, ChainError, CodecName, UnknownCodec};
 pub use compressed::DEFAULT_MAX_DECODED_SIZE;
 pub use data_key::{DataKey, NONCE_BYTES, OpenError, TAG_LEN};
-pub use error::{CodecError, KeyIdError, KeyringError, KeyringErrorKind};
+pub use error::{CodecError, KeyIdError, KeyringError, KeyringErrorKind, shown_key_id};
 pub use keyring::{
     INTERRUPTED_AFTER, KEY_LEN, KeyId, KeySource, Keyring, KeyringFile, MAX_KEY_ID_LEN, SecretKey,
 };

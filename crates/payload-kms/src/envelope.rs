@@ -447,17 +447,13 @@ impl EnvelopeCodec {
                         .map_err(|e| PayloadCodecError::from(e).at_index(i)),
                     None => Err(PayloadCodecError::from(KmsError::NoKeyring {
                         // A keyring key id: no secret, but the payload's text.
-                        key_id: String::from_utf8_lossy(
+                        key_id: payload_codecs::shown_key_id(&String::from_utf8_lossy(
                             payload
                                 .metadata
                                 .get(METADATA_ENCRYPTION_KEY_ID)
                                 .map(|b| &b[..])
                                 .unwrap_or_default(),
-                        )
-                        .chars()
-                        .take(128)
-                        .flat_map(char::escape_debug)
-                        .collect(),
+                        )),
                     })
                     .at_index(i)),
                 }
