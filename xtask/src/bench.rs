@@ -39,8 +39,7 @@ use crate::project;
 /// hand over to the release runner.
 pub(crate) fn run() -> anyhow::Result<()> {
     let root = project::root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    project::run(Command::new(&cargo).current_dir(&root).args([
+    project::run(project::cargo().args([
         "build",
         "--release",
         "--quiet",
@@ -54,7 +53,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     if only_download() || only_kms() {
         return project::run(Command::new(root.join("target/release/xtask")).arg("bench-run"));
     }
-    project::run(Command::new(&cargo).current_dir(&root).args([
+    project::run(project::cargo().args([
         "bench",
         "--quiet",
         "-p",

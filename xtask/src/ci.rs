@@ -4,16 +4,13 @@
 //! conformance run against the real Temporal tools and the soak of the
 //! release binary come last.
 
-use std::process::Command;
-
 use crate::{codegen, project};
 
 pub(crate) fn run() -> anyhow::Result<()> {
-    let root = project::root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    project::ci_build();
     let cargo_cmd = |args: &[&str]| {
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(&root).args(args);
+        let mut cmd = project::cargo();
+        cmd.args(args);
         cmd
     };
     project::run(&mut cargo_cmd(&["fmt", "--all", "--", "--check"]))?;
@@ -40,6 +37,25 @@ pub(crate) fn run() -> anyhow::Result<()> {
     // Last (it builds the release binary): hostile clients, with bounds on
     // memory and time.
     crate::soak::run(&[])?;
-    eprintln!("xtask ci: all checks passed");
+    eprintln!(
+        "xtask ci: all checks passed; target/ holds {:.1} GiB",
+        bytes_under(&project::root().join("target")) as f64 / f64::from(1u32 << 30)
+    );
     Ok(())
+}
+
+/// Bytes in the files under `dir` (disk use of the build, for CI machines
+/// with small disks); unreadable entries count as empty.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => bytes_under(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }

@@ -126,7 +126,7 @@ pub(crate) fn run(stages: Stages) -> anyhow::Result<()> {
         Stages::All => chromium()?,
         Stages::Storage | Stages::Kms | Stages::Gcs => PathBuf::from("chromium"),
     };
-    build(&root, stages == Stages::All)?;
+    build(stages == Stages::All)?;
     let work = tempdir_in(&artifacts, "run")?;
     let (mut stack, running) = start(&root, &venv, &work, &artifacts, chromium)?;
     stack.rust_built = stages == Stages::All;
@@ -166,13 +166,11 @@ pub(crate) fn run(stages: Stages) -> anyhow::Result<()> {
 /// resolves features as `cargo test --workspace` does, so after it (as in
 /// `cargo xtask ci`) nothing is recompiled; `-p temporal-sdk-codec` would
 /// rebuild much of the SDK with other features.
-fn build(root: &Path, examples: bool) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    project::run(Command::new(&cargo).current_dir(root).args([
+fn build(examples: bool) -> anyhow::Result<()> {
+    project::run(project::cargo().args([
         "build",
         "--quiet",
-        "-p",
-        "codec-server",
+        "--workspace",
         "--bin",
         "codec-server",
     ]))?;
@@ -180,12 +178,7 @@ fn build(root: &Path, examples: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let started = Instant::now();
-    project::run(Command::new(&cargo).current_dir(root).args([
-        "build",
-        "--quiet",
-        "--workspace",
-        "--examples",
-    ]))?;
+    project::run(project::cargo().args(["build", "--quiet", "--workspace", "--examples"]))?;
     eprintln!(
         "conformance: Rust SDK examples built in {:.0?}",
         started.elapsed()

@@ -3,7 +3,30 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::{Context, bail};
+
+/// Set by `cargo xtask ci`: the cargo runs it starts keep no incremental
+/// state (gigabytes on a fresh clone that no later build reads).
+static CI_BUILD: AtomicBool = AtomicBool::new(false);
+
+/// From now on, [`cargo`] commands build without incremental state.
+pub(crate) fn ci_build() {
+    CI_BUILD.store(true, Ordering::Relaxed);
+}
+
+/// A `cargo` command (the one running xtask, else `cargo` on the path) in the
+/// workspace root.
+pub(crate) fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root());
+    if CI_BUILD.load(Ordering::Relaxed) {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
+    cmd
+}
 
 /// The workspace root (the folder holding the root `Cargo.toml`).
 pub(crate) fn root() -> PathBuf {

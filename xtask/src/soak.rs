@@ -21,7 +21,6 @@ mod server;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -88,8 +87,7 @@ pub(crate) fn run(args: &[&str]) -> anyhow::Result<()> {
     let binary = match options.binary.clone() {
         Some(binary) => binary,
         None => {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            project::run(Command::new(cargo).current_dir(&root).args([
+            project::run(project::cargo().args([
                 "build",
                 "--release",
                 "--locked",

@@ -339,8 +339,7 @@ fn sdk_stays_out_of_the_other_crates() {
 /// Our crates' dependencies on each other (normal and build, not dev), as
 /// `cargo metadata` reports them.
 fn crate_graph() -> BTreeMap<String, BTreeSet<String>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = std::process::Command::new(cargo)
+    let output = crate::project::cargo()
         .args([
             "metadata",
             "--format-version",

@@ -32,17 +32,17 @@ pub(crate) fn rust_out_dir() -> PathBuf {
     project::root().join("target/rust-vectors")
 }
 
-/// The `write_rust_vectors` test of `package`'s `interop` test target,
-/// writing into `out`.
-fn write_rust_vectors(root: &Path, package: &str, out: &Path) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+/// The `write_rust_vectors` tests of the `interop` test targets
+/// (payload-codecs', and payload-kms' into `out/envelope/`), writing into
+/// `out`. `--workspace` resolves features as `cargo test --workspace` does,
+/// so after it nothing is compiled again (`-p` would build a second copy of
+/// the crates under other features).
+fn write_rust_vectors(out: &Path) -> anyhow::Result<()> {
     project::run(
-        Command::new(cargo)
-            .current_dir(root)
+        project::cargo()
             .args([
                 "test",
-                "-p",
-                package,
+                "--workspace",
                 "--test",
                 "interop",
                 "--",
@@ -55,9 +55,7 @@ fn write_rust_vectors(root: &Path, package: &str, out: &Path) -> anyhow::Result<
 pub(crate) fn check_rust() -> anyhow::Result<()> {
     let root = project::root();
     let out = rust_out_dir();
-    write_rust_vectors(&root, "payload-codecs", &out)?;
-    // Writes into `out/envelope/`.
-    write_rust_vectors(&root, "payload-kms", &out)?;
+    write_rust_vectors(&out)?;
     let python = venv_python()?;
     project::run(
         Command::new(python)
