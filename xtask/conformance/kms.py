@@ -57,7 +57,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 # The conformance activity, shared with the other workflows (same folder).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workflows import compose_greeting  # noqa: E402
+from workflows import compose_greeting, run_command  # noqa: E402
 
 TASK_QUEUE = "payloadkit-kms"
 ENCRYPTED = b"binary/encrypted"
@@ -284,7 +284,7 @@ async def aws_setup(args: argparse.Namespace) -> int:
 COMMANDS = {"run": run, "encode": encode, "decode": decode, "aws-setup": aws_setup}
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -305,14 +305,8 @@ def main() -> int:
             p.add_argument("--file", required=True)
         else:
             p.add_argument("--alias", required=True)
-    args = parser.parse_args()
-    return asyncio.run(COMMANDS[args.command](args))
+    run_command(parser, COMMANDS)
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter finalization: temporalio's native core thread can
-    # crash there (PyGILState_Release) after all work is done.
-    os._exit(code)
+    main()

@@ -35,7 +35,6 @@ Every command takes --bucket (default `temporal-payloads`).
 """
 
 import argparse
-import asyncio
 import json
 import os
 import random
@@ -56,7 +55,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 # The samples' codec, shared with the conformance workflows (same folder).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workflows import make_codec  # noqa: E402
+from workflows import make_codec, run_command  # noqa: E402
 
 TASK_QUEUE = "payloadkit-storage"
 BUCKET = "temporal-payloads"
@@ -228,7 +227,7 @@ COMMANDS = {
 }
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -251,14 +250,8 @@ def main() -> int:
                 p.add_argument("--out", required=True)
             elif name == "put":
                 p.add_argument("--file", required=True)
-    args = parser.parse_args()
-    return asyncio.run(COMMANDS[args.command](args))
+    run_command(parser, COMMANDS)
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter finalization: temporalio's native core thread can
-    # crash there (PyGILState_Release) after all work is done.
-    os._exit(code)
+    main()

@@ -27,7 +27,7 @@ import os
 import sys
 import zlib
 from datetime import timedelta
-from typing import Any, Iterable, List, Sequence
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, NoReturn, Sequence
 
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -230,7 +230,7 @@ async def worker_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "worker", "start"):
@@ -251,15 +251,20 @@ def main() -> int:
             p.add_argument("--timeout", type=float, default=60)
         else:
             p.add_argument("--seconds", type=float, default=30)
+    run_command(parser, {"run": run, "worker": worker_only, "start": start_only})
+
+
+def run_command(parser: argparse.ArgumentParser, commands: Dict[str, Callable[[argparse.Namespace], Awaitable[int]]]) -> NoReturn:
+    """Runs the subcommand `parser` reads from the command line and ends the
+    process with its exit code, skipping interpreter finalization:
+    temporalio's native core thread can crash there (PyGILState_Release)
+    after all work is done. Shared by the conformance scripts."""
     args = parser.parse_args()
-    commands = {"run": run, "worker": worker_only, "start": start_only}
-    return asyncio.run(commands[args.command](args))
+    code = asyncio.run(commands[args.command](args))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter finalization: temporalio's native core thread can
-    # crash there (PyGILState_Release) after all work is done.
-    os._exit(code)
+    main()

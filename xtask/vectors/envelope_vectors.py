@@ -30,12 +30,12 @@ from typing import Any
 
 import nacl.exceptions
 import nacl.secret
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from google.protobuf import text_format
 
 import temporalio.api.common.v1 as common_pb
 from temporalio.converter import DataConverter
+
+import rust_pairs  # beside this script
 
 Payload = common_pb.Payload
 
@@ -378,11 +378,6 @@ def generate(root: Path) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _short(msg: Payload, limit: int = 200) -> str:
-    text = text_format.MessageToString(msg, as_one_line=True)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def check_rust_dir(directory: Path, manifest_path: Path) -> int:
     """Decodes every outer `<name>.bin` of `directory` (Rust-encoded envelope
     payloads) and compares it with `<name>.inner.bin`."""
@@ -396,38 +391,16 @@ def check_rust_dir(directory: Path, manifest_path: Path) -> int:
             raise AssertionError(f"{manifest_path}: KEK `{k['name']}` has an inconsistent key_id")
     kek_names = {k["key_id"]: k["name"] for k in manifest["keks"]}
 
-    passed = failed = 0
     deks: dict[bytes, int] = {}
-    outers = sorted(p for p in directory.glob("*.bin") if not p.name.endswith(".inner.bin"))
-    for outer_path in outers:
-        name = outer_path.name[: -len(".bin")]
-        inner_path = directory / f"{name}.inner.bin"
-        try:
-            if not inner_path.is_file():
-                raise ValueError(f"missing sibling {inner_path.name}")
-            outer = Payload.FromString(outer_path.read_bytes())
-            want = Payload.FromString(inner_path.read_bytes())
-            got, dek = open_envelope(outer, keks)
-            if got != want:
-                raise ValueError(
-                    f"decoded payload differs from {inner_path.name}: got {_short(got)}, want {_short(want)}"
-                )
-        except InvalidTag:
-            failed += 1
-            print(f"FAIL {name}: AES-GCM authentication failed (wrong data key, nonce, tag or data)")
-        except nacl.exceptions.CryptoError as err:
-            failed += 1
-            print(f"FAIL {name}: the wrapped data key does not open under its KEK ({err})")
-        except Exception as err:  # noqa: BLE001 - every error is a failed case
-            failed += 1
-            print(f"FAIL {name}: {type(err).__name__}: {err}")
-        else:
-            passed += 1
-            number = deks.setdefault(dek, len(deks) + 1)
-            kek = kek_names[outer.metadata[KEY_ID_META].decode()]
-            print(f"ok   {name} (KEK {kek}, data key #{number})")
-    if not outers:
-        failed += 1
-        print(f"FAIL: no envelope payloads in {directory}")
-    print(f"envelope: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+
+    def decode(outer: Payload) -> tuple[Payload, str]:
+        got, dek = open_envelope(outer, keks)
+        number = deks.setdefault(dek, len(deks) + 1)
+        return got, f"KEK {kek_names[outer.metadata[KEY_ID_META].decode()]}, data key #{number}"
+
+    def explain(err: Exception) -> str | None:
+        if isinstance(err, nacl.exceptions.CryptoError):
+            return f"the wrapped data key does not open under its KEK ({err})"
+        return None
+
+    return rust_pairs.check_pairs(directory, "envelope: ", decode, explain)

@@ -40,9 +40,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from google.protobuf import json_format, text_format
+from google.protobuf import json_format
 from google.protobuf.message import Message
 
 import temporalio.api.common.v1 as common_pb
@@ -55,6 +54,7 @@ from temporalio.converter import (
 )
 
 import envelope_vectors  # beside this script
+import rust_pairs  # beside this script
 
 Payload = common_pb.Payload
 Failure = failure_pb.Failure
@@ -877,11 +877,6 @@ exits 1 on any failure. An outer payload with no codec layer counts as a failure
 # ---------------------------------------------------------------------------
 
 
-def _short(msg: Message, limit: int = 200) -> str:
-    text = text_format.MessageToString(msg, as_one_line=True)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def check_rust_dir(directory: Path, codecs_json: Path | None) -> int:
     candidates = [codecs_json] if codecs_json else [
         directory / "codecs.json",
@@ -893,36 +888,14 @@ def check_rust_dir(directory: Path, codecs_json: Path | None) -> int:
         return 2
     keys = {k["key_id"]: base64.b64decode(k["key_b64"]) for k in json.loads(manifest_path.read_text())["keys"]}
 
-    passed = failed = 0
-    outers = sorted(p for p in directory.glob("*.bin") if not p.name.endswith(".inner.bin"))
-    for outer_path in outers:
-        name = outer_path.name[: -len(".bin")]
-        inner_path = directory / f"{name}.inner.bin"
-        try:
-            if not inner_path.is_file():
-                raise ValueError(f"missing sibling {inner_path.name}")
-            outer = Payload.FromString(outer_path.read_bytes())
-            want = Payload.FromString(inner_path.read_bytes())
-            got, layers = unwrap(outer, keys)
-            if not layers:
-                raise ValueError(
-                    f"outer payload has no codec encoding (encoding={outer.metadata.get('encoding', b'')!r})"
-                )
-            if got != want:
-                raise ValueError(
-                    f"decoded payload differs from {inner_path.name}: got {_short(got)}, want {_short(want)}"
-                )
-        except InvalidTag:
-            failed += 1
-            print(f"FAIL {name}: AES-GCM authentication failed (wrong key, nonce, tag or data)")
-        except Exception as err:  # noqa: BLE001 - every error is a failed case
-            failed += 1
-            print(f"FAIL {name}: {type(err).__name__}: {err}")
-        else:
-            passed += 1
-            print(f"ok   {name} ({' then '.join(layers)})")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+
+    def decode(outer: Payload) -> tuple[Payload, str]:
+        got, layers = unwrap(outer, keys)
+        if not layers:
+            raise ValueError(f"outer payload has no codec encoding (encoding={outer.metadata.get('encoding', b'')!r})")
+        return got, " then ".join(layers)
+
+    return rust_pairs.check_pairs(directory, "", decode)
 
 
 # ---------------------------------------------------------------------------

@@ -129,31 +129,15 @@ impl AesGcmCodec {
         self.rng
             .fill(&mut nonces)
             .map_err(|_| PayloadCodecError::from(CodecError::Random))?;
-        payloads
-            .iter()
-            .zip(nonces.chunks_exact(NONCE_LEN))
-            .enumerate()
-            .map(|(i, (p, nonce))| {
-                self.encrypt(p, nonce, budget)
-                    .map_err(|e| PayloadCodecError::from(e).at_index(i))
-            })
-            .collect()
+        crate::batch::encode_each(
+            payloads.iter().zip(nonces.chunks_exact(NONCE_LEN)),
+            |(p, nonce)| self.encrypt(p, nonce, budget),
+        )
     }
 
     /// Decrypts the `binary/encrypted` payloads, under `budget`.
     fn decrypt_batch(&self, payloads: Vec<Payload>, budget: &Budget) -> CodecResult {
-        payloads
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| {
-                if has_encoding(&p, ENCODING_ENCRYPTED) {
-                    self.decrypt(p, budget)
-                        .map_err(|e| PayloadCodecError::from(e).at_index(i))
-                } else {
-                    Ok(p)
-                }
-            })
-            .collect()
+        crate::batch::decode_matching(payloads, ENCODING_ENCRYPTED, |p| self.decrypt(p, budget))
     }
 }
 

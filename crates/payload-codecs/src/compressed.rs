@@ -11,7 +11,6 @@ use payload_converter::{Budget, PayloadCodecError};
 use payload_proto::temporal::api::common::v1::Payload;
 use prost::Message;
 
-use crate::aes_gcm::has_encoding;
 use crate::error::CodecError;
 
 /// Default maximum size of a decompressed payload: 64 MiB.
@@ -286,13 +285,7 @@ pub(crate) fn encode_batch<C: Compression>(
     payloads: Vec<Payload>,
     budget: &Budget,
 ) -> Result<Vec<Payload>, PayloadCodecError> {
-    payloads
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            compress_one(codec, p, budget).map_err(|e| PayloadCodecError::from(e).at_index(i))
-        })
-        .collect()
+    crate::batch::encode_each(payloads, |p| compress_one(codec, p, budget))
 }
 
 /// Decodes a batch: payloads of other encodings pass through.
@@ -301,18 +294,7 @@ pub(crate) fn decode_batch<C: Compression>(
     payloads: Vec<Payload>,
     budget: &Budget,
 ) -> Result<Vec<Payload>, PayloadCodecError> {
-    payloads
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            if has_encoding(&p, C::ENCODING) {
-                decompress_one(codec, &p, budget)
-                    .map_err(|e| PayloadCodecError::from(e).at_index(i))
-            } else {
-                Ok(p)
-            }
-        })
-        .collect()
+    crate::batch::decode_matching(payloads, C::ENCODING, |p| decompress_one(codec, &p, budget))
 }
 
 /// The [`PayloadCodec`](payload_converter::PayloadCodec) methods of a

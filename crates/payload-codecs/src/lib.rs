@@ -54,6 +54,7 @@
 //! ```
 
 mod aes_gcm;
+mod batch;
 mod chain;
 mod compressed;
 mod data_key;

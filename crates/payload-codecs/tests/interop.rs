@@ -16,8 +16,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use payload_codecs::{ChainBuilder, KeyId, Keyring, SecretKey, ZlibCodec};
-use payload_converter::{CodecChain, DataConverter, PayloadCodec, PayloadExt, Value};
-use payload_proto::temporal::api::common::v1::{Payload, WorkflowExecution};
+use payload_converter::{CodecChain, PayloadCodec, PayloadExt};
+use payload_proto::temporal::api::common::v1::Payload;
 use prost::Message;
 use serde::Deserialize;
 
@@ -157,52 +157,20 @@ async fn decodes_python_payloads_with_a_keyring_file() {
 
 /// Values in the shapes the Python SDK writes (through our converter, which
 /// the converter crate's golden tests hold to Python's bytes).
-async fn sample_payloads() -> Vec<(&'static str, Payload)> {
-    let converter = DataConverter::default();
-    let dict = serde_json::json!({"b": 1, "a": {"z": [1, 2], "y": null}});
-    let large = "abcdefgh".repeat(32768);
-    let unicode = "h\u{e9}llo \u{2713} \u{1f600}";
-    let execution = WorkflowExecution {
-        workflow_id: "wf-1".to_owned(),
-        run_id: "run-1".to_owned(),
-    };
-    let values = [
-        ("string", Value::json(&"hello")),
-        ("null", Value::Null),
-        ("bytes", Value::Bytes(b"\x00\x01\xffhello")),
-        ("dict", Value::json(&dict)),
-        ("large", Value::json(&large)),
-        ("unicode", Value::json(&unicode)),
-        ("proto", Value::proto(&execution)),
-    ];
-    let names = values.iter().map(|(name, _)| *name);
-    let payloads = converter
-        .to_payloads(&values.iter().map(|(_, v)| *v).collect::<Vec<_>>())
-        .await
-        .expect("values convert");
-    names.zip(payloads.payloads).collect()
-}
-
 #[tokio::test]
 async fn write_rust_vectors() {
     let Some(dir) = std::env::var_os("PAYLOADKIT_RUST_VECTORS_DIR") else {
         return;
     };
     let dir = PathBuf::from(dir);
-    fs::create_dir_all(&dir).expect("create the vectors dir");
-    // Stale cases from an earlier run would be checked too: start clean.
-    for entry in fs::read_dir(&dir).expect("vectors dir") {
-        let path = entry.expect("dir entry").path();
-        if path.extension().is_some_and(|e| e == "bin") {
-            fs::remove_file(&path).expect("remove stale vector");
-        }
-    }
+    test_support::fresh_vectors_dir(&dir);
 
     let manifest = manifest();
     let always_zlib = ZlibCodec::new().with_always_encode(true);
     let steps = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let samples = test_support::sample_payloads().await;
     let mut written = 0;
-    for (value, inner) in sample_payloads().await {
+    for (value, inner) in &samples {
         let mut cases = Vec::new();
         for key in &manifest.keys {
             let keyring = python_keyring(&manifest, &key.key_id);
@@ -228,11 +196,10 @@ async fn write_rust_vectors() {
                 .remove(0);
             // Our own decoder agrees before Python is asked.
             let back = chain.decode(vec![outer.clone()]).await.expect("decodes");
-            assert_eq!(back, std::slice::from_ref(&inner), "{name}");
-            fs::write(dir.join(format!("{name}.bin")), outer.encode_to_vec()).expect("write");
-            fs::write(dir.join(format!("{name}.inner.bin")), inner.encode_to_vec()).expect("write");
+            assert_eq!(back, std::slice::from_ref(inner), "{name}");
+            test_support::write_vector(&dir, &name, &outer, inner);
             written += 1;
         }
     }
-    assert_eq!(written, 7 * 4);
+    assert_eq!(written, samples.len() * 4);
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use payload_proto::temporal::api::common::v1::Payload;
 
 use crate::budget::Budget;
-use crate::error::{CodecErrorKind, CountMismatch, PayloadCodecError};
+use crate::error::{CountMismatch, PayloadCodecError};
 
 /// A boxed, sendable future, the return type of [`PayloadCodec`] methods
 /// (so the trait can be used as `dyn PayloadCodec`).
@@ -142,17 +142,7 @@ pub(crate) async fn step(
         (true, Some(budget)) => codec.encode_within(payloads, budget).await?,
         (false, Some(budget)) => codec.decode_within(payloads, budget).await?,
     };
-    if out.len() != expected {
-        return Err(PayloadCodecError::new(
-            CodecErrorKind::Contract,
-            CountMismatch {
-                codec: codec.name().to_owned(),
-                expected,
-                actual: out.len(),
-            },
-        ));
-    }
-    Ok(out)
+    CountMismatch::check(codec.name(), expected, out)
 }
 
 impl PayloadCodec for CodecChain {
@@ -210,6 +200,7 @@ impl CodecChain {
 mod tests {
     use super::*;
     use crate::encoding::PayloadExt;
+    use crate::error::CodecErrorKind;
 
     /// Wraps each payload's data in `[tag` … `]` on encode and checks and
     /// strips it on decode, so the order of layers is visible.

@@ -4,6 +4,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use payload_proto::temporal::api::common::v1::Payload;
+
 /// A boxed error from a codec implementation, kept as the `source` of a
 /// [`PayloadCodecError`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -190,6 +192,29 @@ pub struct CountMismatch {
     pub expected: usize,
     /// How many came out.
     pub actual: usize,
+}
+
+impl CountMismatch {
+    /// Checks the codec contract: the codec named `codec`, given a batch of
+    /// `expected` payloads, returned `out` with as many. A
+    /// [`CodecErrorKind::Contract`] error otherwise.
+    pub fn check(
+        codec: &str,
+        expected: usize,
+        out: Vec<Payload>,
+    ) -> Result<Vec<Payload>, PayloadCodecError> {
+        if out.len() == expected {
+            return Ok(out);
+        }
+        Err(PayloadCodecError::new(
+            CodecErrorKind::Contract,
+            Self {
+                codec: codec.to_owned(),
+                expected,
+                actual: out.len(),
+            },
+        ))
+    }
 }
 
 /// An error and its causes as one line, `: `-separated, for people: a

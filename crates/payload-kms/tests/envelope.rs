@@ -87,6 +87,14 @@ fn kms_with(kek: &Arc<CountingKek>) -> Arc<Kms> {
     kms
 }
 
+/// `sample(n)` as encoded by a writer of its own under `kek` (`test://k`).
+fn written_under(kek: &Arc<CountingKek>, n: usize) -> Vec<Payload> {
+    let writer = EnvelopeBuilder::new(kms_with(kek), "test://k")
+        .build()
+        .unwrap();
+    block(writer.encode(sample(n))).unwrap()
+}
+
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -181,23 +189,14 @@ fn one_data_key_serves_many_payloads_and_a_cold_cache_costs_one_call_per_key() {
 #[test]
 fn concurrent_requests_for_one_data_key_share_one_call() {
     let kek = CountingKek::new(2);
-    let writer_kms = kms_with(&kek);
-    let writer = EnvelopeBuilder::new(writer_kms, "test://k")
-        .build()
-        .unwrap();
-    let written = block(writer.encode(sample(4))).unwrap();
+    let written = written_under(&kek, 4);
     let reader_kms = kms_with(&kek);
     let reader = Arc::new(
         EnvelopeBuilder::new(reader_kms, "test://k")
             .build()
             .unwrap(),
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    multi_thread().block_on(async {
         let tasks: Vec<_> = (0..16)
             .map(|_| {
                 let reader = reader.clone();
@@ -417,14 +416,7 @@ fn multi_thread() -> tokio::runtime::Runtime {
 #[test]
 fn a_failed_unwrap_is_shared_by_its_waiters_not_retried_by_each() {
     let kek = CountingKek::new(10);
-    let writer_kms = kms_with(&kek);
-    let written = block(
-        EnvelopeBuilder::new(writer_kms, "test://k")
-            .build()
-            .unwrap()
-            .encode(sample(1)),
-    )
-    .unwrap();
+    let written = written_under(&kek, 1);
     let reader_kms = kms_with(&kek);
     let reader = Arc::new(
         EnvelopeBuilder::new(reader_kms, "test://k")
@@ -455,14 +447,7 @@ fn a_failed_unwrap_is_shared_by_its_waiters_not_retried_by_each() {
 #[test]
 fn unwrapped_keys_expire_after_the_cache_ttl() {
     let kek = CountingKek::new(11);
-    let writer_kms = kms_with(&kek);
-    let written = block(
-        EnvelopeBuilder::new(writer_kms, "test://k")
-            .build()
-            .unwrap()
-            .encode(sample(2)),
-    )
-    .unwrap();
+    let written = written_under(&kek, 2);
     let mut options = KmsOptions::default();
     options.cache_ttl = Duration::from_millis(150);
     let reader_kms = Arc::new(Kms::new(options));

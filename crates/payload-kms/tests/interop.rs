@@ -16,9 +16,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use payload_converter::{CodecErrorKind, DataConverter, PayloadCodec, PayloadExt, Value};
+use payload_converter::{CodecErrorKind, PayloadCodec, PayloadExt};
 use payload_kms::{EnvelopeBuilder, EnvelopeCodec, Kms, KmsError, KmsOptions};
-use payload_proto::temporal::api::common::v1::{Payload, WorkflowExecution};
+use payload_proto::temporal::api::common::v1::Payload;
 use prost::Message;
 use serde::Deserialize;
 
@@ -317,32 +317,6 @@ async fn a_payload_under_a_kek_the_codec_was_not_given_is_refused() {
 
 /// Payloads of the shapes of the Python cases (through our converter,
 /// which the converter crate's golden tests hold to Python's bytes).
-async fn sample_payloads() -> Vec<(&'static str, Payload)> {
-    let converter = DataConverter::default();
-    let dict = serde_json::json!({"b": 1, "a": {"z": [1, 2], "y": null}});
-    let large = "0123456789abcdef".repeat(6400);
-    let unicode = "h\u{e9}llo \u{2713} \u{1f600}";
-    let execution = WorkflowExecution {
-        workflow_id: "wf-1".to_owned(),
-        run_id: "run-1".to_owned(),
-    };
-    let values = [
-        ("string", Value::json(&"hello")),
-        ("dict", Value::json(&dict)),
-        ("null", Value::Null),
-        ("empty_bytes", Value::Bytes(b"")),
-        ("proto", Value::proto(&execution)),
-        ("unicode", Value::json(&unicode)),
-        ("large", Value::json(&large)),
-    ];
-    let names = values.iter().map(|(name, _)| *name);
-    let payloads = converter
-        .to_payloads(&values.iter().map(|(_, v)| *v).collect::<Vec<_>>())
-        .await
-        .expect("values convert");
-    names.zip(payloads.payloads).collect()
-}
-
 #[tokio::test]
 async fn write_rust_vectors() {
     let Some(dir) = std::env::var_os("PAYLOADKIT_RUST_VECTORS_DIR") else {
@@ -350,17 +324,10 @@ async fn write_rust_vectors() {
     };
     // A folder of its own: payload-codecs' writer cleans the top folder.
     let dir = PathBuf::from(dir).join("envelope");
-    fs::create_dir_all(&dir).expect("create the vectors dir");
-    // Stale cases from an earlier run would be checked too: start clean.
-    for entry in fs::read_dir(&dir).expect("vectors dir") {
-        let path = entry.expect("dir entry").path();
-        if path.extension().is_some_and(|e| e == "bin") {
-            fs::remove_file(&path).expect("remove stale vector");
-        }
-    }
+    test_support::fresh_vectors_dir(&dir);
 
     let manifest = manifest();
-    let samples = sample_payloads().await;
+    let samples = test_support::sample_payloads().await;
     let inners: Vec<Payload> = samples.iter().map(|(_, p)| p.clone()).collect();
     // Two batches under the active KEK (two codecs: two data keys), one
     // under each other KEK.
@@ -381,8 +348,7 @@ async fn write_rust_vectors() {
                 Some(kek.key_id.as_str())
             );
             let stem = format!("rs_env_{batch}_{}_{name}", kek.name);
-            fs::write(dir.join(format!("{stem}.bin")), outer.encode_to_vec()).expect("write");
-            fs::write(dir.join(format!("{stem}.inner.bin")), inner.encode_to_vec()).expect("write");
+            test_support::write_vector(&dir, &stem, outer, inner);
             written += 1;
         }
     }

@@ -21,7 +21,8 @@ use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 /// The task queue the example worker polls by default.
 pub const TASK_QUEUE: &str = "payloadkit-rust";
 
-/// Where the server is and which keys encrypt.
+/// Where the server is, which task queue the workflow runs on and which
+/// keys encrypt.
 #[derive(Debug, clap::Args)]
 pub struct Connect {
     /// The Temporal frontend, `host:port`.
@@ -30,6 +31,9 @@ pub struct Connect {
     /// The Temporal namespace.
     #[arg(long, default_value = "default")]
     pub namespace: String,
+    /// The task queue the worker polls and the starter starts on.
+    #[arg(long, default_value = TASK_QUEUE)]
+    pub task_queue: String,
     /// The keyring file the Codec Server and `payloadctl` read
     /// (`docs/keyring.md`); `cargo run -p codec-server` creates the default.
     #[arg(long, default_value = ".payloadkit/dev-keyring.toml")]
@@ -42,6 +46,17 @@ pub struct Connect {
     /// keys (`docs/storage.md`).
     #[arg(long, value_name = "FILE")]
     pub storage: Option<PathBuf>,
+}
+
+/// The exit code of `program`'s run, with its error printed.
+pub fn exit_code(program: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{program}: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 impl Connect {

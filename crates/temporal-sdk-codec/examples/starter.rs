@@ -37,9 +37,6 @@ use greet::RustGreet;
 struct Args {
     #[command(flatten)]
     connect: greet::Connect,
-    /// The task queue of the worker that runs the workflow.
-    #[arg(long, default_value = greet::TASK_QUEUE)]
-    task_queue: String,
     /// The workflow id.
     #[arg(long, default_value = "payloadkit-rust-greet")]
     workflow_id: String,
@@ -63,21 +60,16 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("starter: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    greet::exit_code("starter", run(Args::parse()).await)
 }
 
 async fn run(mut args: Args) -> anyhow::Result<()> {
     args.input = args.input.repeat(args.repeat.max(1));
     let client = args.connect.client().await?;
-    let options = WorkflowStartOptions::new(args.task_queue.as_str(), args.workflow_id.as_str())
-        .execution_timeout(Duration::from_secs(args.timeout))
-        .build();
+    let options =
+        WorkflowStartOptions::new(args.connect.task_queue.as_str(), args.workflow_id.as_str())
+            .execution_timeout(Duration::from_secs(args.timeout))
+            .build();
     let result = if args.workflow_type == "RustGreet" {
         let handle = client
             .start_workflow(RustGreet::run, args.input.clone(), options)

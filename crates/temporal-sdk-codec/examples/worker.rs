@@ -28,9 +28,6 @@ use greet::{Greetings, RustGreet};
 struct Args {
     #[command(flatten)]
     connect: greet::Connect,
-    /// The task queue to poll.
-    #[arg(long, default_value = greet::TASK_QUEUE)]
-    task_queue: String,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     seconds: Option<u64>,
@@ -38,20 +35,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("worker: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    greet::exit_code("worker", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let runtime =
         Runtime::from_current_tokio(Default::default()).context("starting the SDK runtime")?;
     let client = args.connect.client().await?;
-    let options = WorkerOptions::new(args.task_queue.as_str())
+    let options = WorkerOptions::new(args.connect.task_queue.as_str())
         .register_workflow::<RustGreet>()
         .context("registering the workflow")?
         .register_activities(Greetings)
@@ -72,7 +63,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     println!(
         "worker: polling task queue `{}` on {}",
-        args.task_queue, args.connect.address
+        args.connect.task_queue, args.connect.address
     );
     worker.run().await.context("running the worker")?;
     println!("worker: stopped");

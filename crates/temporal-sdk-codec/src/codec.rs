@@ -5,8 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use payload_converter::codec::CodecResult;
-use payload_converter::{CodecErrorKind, CountMismatch, PayloadCodec, PayloadCodecError};
+use payload_converter::{CountMismatch, PayloadCodec};
 use temporalio_common::data_converters::{
     DataConverter, DefaultFailureConverter, PayloadCodec as SdkPayloadCodec,
     PayloadConversionError, PayloadConverter, SerializationContextData,
@@ -68,7 +67,8 @@ impl<C: PayloadCodec + ?Sized + 'static> SdkCodec<C> {
                 Direction::Encode => codec.encode(ours).await,
                 Direction::Decode => codec.decode(ours).await,
             };
-            let out = check_count(&*codec, expected, result)
+            let out = result
+                .and_then(|out| CountMismatch::check(codec.name(), expected, out))
                 .map_err(|err| SdkCodecError::new(codec.name(), direction, err))
                 .map_err(|err| PayloadConversionError::EncodingError(Box::new(err)))?;
             Ok(out.into_iter().map(payload_to_sdk).collect())
@@ -79,25 +79,6 @@ impl<C: PayloadCodec + ?Sized + 'static> SdkCodec<C> {
 /// The future the SDK's trait returns (`futures::future::BoxFuture`).
 type SdkFuture =
     Pin<Box<dyn Future<Output = Result<Vec<SdkPayload>, PayloadConversionError>> + Send + 'static>>;
-
-fn check_count<C: PayloadCodec + ?Sized>(
-    codec: &C,
-    expected: usize,
-    result: CodecResult,
-) -> CodecResult {
-    let out = result?;
-    if out.len() != expected {
-        return Err(PayloadCodecError::new(
-            CodecErrorKind::Contract,
-            CountMismatch {
-                codec: codec.name().to_owned(),
-                expected,
-                actual: out.len(),
-            },
-        ));
-    }
-    Ok(out)
-}
 
 impl<C: PayloadCodec + ?Sized + 'static> SdkPayloadCodec for SdkCodec<C> {
     fn encode(&self, _context: &SerializationContextData, payloads: Vec<SdkPayload>) -> SdkFuture {
@@ -142,7 +123,7 @@ mod tests {
     use std::error::Error as _;
 
     use payload_codecs::{AesGcmCodec, ChainBuilder, KeyId, Keyring, SecretKey, ZstdCodec};
-    use payload_converter::PayloadExt;
+    use payload_converter::{CodecErrorKind, PayloadExt};
     use proptest::prelude::*;
     use prost::Message;
     use temporalio_common::data_converters::SerializationContextData as Context;

@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use bytes::Bytes;
 use payload_converter::codec::CodecResult;
-use payload_converter::{BoxFuture, PayloadCodec};
-use payload_proto::temporal::api::common::v1::Payload;
+use payload_converter::{BoxFuture, DataConverter, PayloadCodec, Value};
 use payload_proto::temporal::api::common::v1::payload::ExternalPayloadDetails;
+use payload_proto::temporal::api::common::v1::{Payload, WorkflowExecution};
 use proptest::prelude::*;
+use prost::Message as _;
 
 /// The Python sample's key (`test-key-test-key-test-key-test!`), which the
 /// committed Python vectors were made with.
@@ -75,6 +76,64 @@ pub fn write_sample_keyring(dir: &Path) -> PathBuf {
     let path = dir.join("keyring.toml");
     std::fs::write(&path, text).expect("the test folder is writable");
     path
+}
+
+/// Sample values of every kind the data converter writes (strings, JSON
+/// objects, null, bytes, protobuf, non-ASCII, a compressible 256 KiB
+/// string), converted by the default data converter, with a name each: the
+/// inner payloads of the vectors the Rust codecs write for Python to check.
+pub async fn sample_payloads() -> Vec<(&'static str, Payload)> {
+    let dict = serde_json::json!({"b": 1, "a": {"z": [1, 2], "y": null}});
+    let large = "abcdefgh".repeat(32768);
+    let unicode = "h\u{e9}llo \u{2713} \u{1f600}";
+    let execution = WorkflowExecution {
+        workflow_id: "wf-1".to_owned(),
+        run_id: "run-1".to_owned(),
+    };
+    let values = [
+        ("string", Value::json(&"hello")),
+        ("null", Value::Null),
+        ("bytes", Value::Bytes(b"\x00\x01\xffhello")),
+        ("empty_bytes", Value::Bytes(b"")),
+        ("dict", Value::json(&dict)),
+        ("large", Value::json(&large)),
+        ("unicode", Value::json(&unicode)),
+        ("proto", Value::proto(&execution)),
+    ];
+    let payloads = DataConverter::default()
+        .to_payloads(&values.iter().map(|(_, v)| *v).collect::<Vec<_>>())
+        .await
+        .expect("the sample values convert");
+    values
+        .iter()
+        .map(|(name, _)| *name)
+        .zip(payloads.payloads)
+        .collect()
+}
+
+/// Makes `dir` ready for a `write_rust_vectors` test (the tests take it
+/// from `$PAYLOADKIT_RUST_VECTORS_DIR`): creates it and removes the `.bin`
+/// files of an earlier run, which would be checked too.
+pub fn fresh_vectors_dir(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("the vectors folder can be created");
+    for entry in std::fs::read_dir(dir).expect("the vectors folder is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_some_and(|e| e == "bin") {
+            std::fs::remove_file(&path).expect("a stale vector can be removed");
+        }
+    }
+}
+
+/// Writes the vector `<stem>.bin` (the encoded `outer`) and
+/// `<stem>.inner.bin` (the `inner` it must decode to) into `dir`.
+pub fn write_vector(dir: &Path, stem: &str, outer: &Payload, inner: &Payload) {
+    for (name, payload) in [
+        (format!("{stem}.bin"), outer),
+        (format!("{stem}.inner.bin"), inner),
+    ] {
+        std::fs::write(dir.join(name), payload.encode_to_vec())
+            .expect("the vectors folder is writable");
+    }
 }
 
 /// Payload data of at most `max` bytes: random (incompressible) or runs of
