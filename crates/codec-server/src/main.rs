@@ -97,10 +97,16 @@ fn run(args: Args) -> anyhow::Result<()> {
             Config::development(keyring)
         }
     };
-    // Keyrings may name environment variables: the library reads them
-    // through this lookup only.
-    config.environment =
-        codec_server::config::Environment::from_fn(|name| std::env::var(name).ok());
+    // Keyrings and AWS clients read variables through this lookup only;
+    // with S3 or AWS KMS in use, a shared AWS profile answers for the
+    // credentials the environment lacks.
+    let mut environment: payload_storage::aws_profile::Lookup =
+        std::sync::Arc::new(|name: &str| std::env::var(name).ok());
+    if config.uses_aws() {
+        environment = payload_storage::AwsProfile::lookup(environment)
+            .context("reading the AWS profile (the config uses S3 storage or an awskms:// KEK)")?;
+    }
+    config.environment = codec_server::config::Environment::from_fn(move |name| environment(name));
     let mut overrides = args.overrides;
     // Flag and environment paths are relative to the working directory.
     if let Some(keyring) = overrides.keyring.take() {

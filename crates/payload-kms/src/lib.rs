@@ -69,4 +69,4 @@ pub use options::{
     KmsOptions, VaultAccess,
 };
 pub use settings::{AwsSettings, KekPolicy, KmsSettings, SettingsError, VaultSettings};
-pub use uri::{KekKind, KekUri, shown as shown_kek};
+pub use uri::{KekKind, KekUri, is_aws_kek, shown as shown_kek};

@@ -79,7 +79,9 @@ pub struct VaultSettings {
 }
 
 /// `[kms.aws]`. Credentials come from `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` through the lookup the
+/// binary passes in (which a shared AWS profile may answer for:
+/// `payload_storage::AwsProfile`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsSettings {

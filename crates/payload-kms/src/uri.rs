@@ -152,6 +152,12 @@ impl KekUri {
     }
 }
 
+/// Whether `uri` names a key in AWS KMS (`awskms://`): the binaries then
+/// read the shared AWS profile for credentials.
+pub fn is_aws_kek(uri: &str) -> bool {
+    KekUri::parse(uri).is_ok_and(|kek| matches!(kek.kind, KekKind::AwsKms { .. }))
+}
+
 /// A KEK id for messages and logs: the URI of a scheme that holds no key
 /// (`awskms`, `hashivault`, `vault`, `keyring`, `gcpkms`, `azurekeyvault`),
 /// shortened and escaped; of any other scheme (`testing://`, a typo of it,

@@ -12,7 +12,9 @@
 //!   encode and resolves before them on decode, usable wherever a
 //!   [`PayloadCodec`](payload_converter::PayloadCodec) is (a
 //!   [`DataConverter`](payload_converter::DataConverter), a Codec Server);
-//! - [`StorageSettings`]: a driver described in configuration.
+//! - [`StorageSettings`]: a driver described in configuration;
+//! - [`AwsProfile`]: the shared AWS profile files, for the credentials of
+//!   the S3 driver (and of AWS KMS in payload-kms, through the same lookup).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +33,7 @@
 //! # }
 //! ```
 
+pub mod aws_profile;
 mod codec;
 mod driver;
 mod http;
@@ -39,6 +42,7 @@ mod object;
 pub mod reference;
 mod settings;
 
+pub use aws_profile::{AwsProfile, ProfileError};
 pub use codec::{DEFAULT_THRESHOLD, ExternalStorage, Resolve, StorageCodec};
 pub use driver::{DriverStats, StorageDriver, StorageError};
 pub use key::{Execution, StoreTarget};

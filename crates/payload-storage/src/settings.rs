@@ -3,8 +3,9 @@
 //!
 //! Credentials never come from here: S3 takes them from the standard AWS
 //! variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, web identity, ECS container credentials) or the
-//! instance metadata service; GCS from `GOOGLE_APPLICATION_CREDENTIALS`, a
+//! `AWS_SESSION_TOKEN`), a shared profile when the caller's lookup is
+//! wrapped by [`AwsProfile::lookup`](crate::AwsProfile::lookup), web
+//! identity, ECS container credentials or the instance metadata service; GCS from `GOOGLE_APPLICATION_CREDENTIALS`, a
 //! service account file, or the metadata server. The caller passes the
 //! variable lookup in, so that libraries do not read the environment.
 

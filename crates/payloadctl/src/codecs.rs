@@ -39,6 +39,18 @@ pub(crate) fn load_keyring(path: &Path) -> anyhow::Result<Arc<Keyring>> {
     Ok(Arc::new(keyring))
 }
 
+/// The process environment as the libraries read it. With `aws` (S3
+/// storage or an `awskms://` KEK in use), a shared AWS profile
+/// (`AWS_PROFILE`, `~/.aws/credentials`) answers for the credentials the
+/// environment lacks.
+pub(crate) fn process_env(aws: bool) -> anyhow::Result<payload_storage::aws_profile::Lookup> {
+    let env: payload_storage::aws_profile::Lookup = Arc::new(|name: &str| std::env::var(name).ok());
+    if !aws {
+        return Ok(env);
+    }
+    payload_storage::AwsProfile::lookup(env).context("reading the AWS profile")
+}
+
 /// A remote codec from `--remote`, `--namespace` and `--auth`.
 pub(crate) fn remote_codec(url: &str, args: &RemoteArgs) -> anyhow::Result<RemotePayloadCodec> {
     let mut codec = RemotePayloadCodec::new(url, &args.namespace)?;

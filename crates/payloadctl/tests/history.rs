@@ -358,3 +358,44 @@ async fn check_references_passes_intact_references_and_needs_a_store() {
     let out = crate::util::run_with_stdin(&["check-references"], &body).expect_code(2);
     assert!(out.stderr.contains("--storage"), "{}", out.stderr);
 }
+
+#[test]
+fn an_s3_store_reads_the_aws_profile_and_names_a_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage_file = dir.path().join("s3.toml");
+    std::fs::write(
+        &storage_file,
+        "driver = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join(".aws")).unwrap();
+    std::fs::write(
+        dir.path().join(".aws/credentials"),
+        "[ci]\naws_access_key_id = AKIDCI\naws_secret_access_key = profile-secret\n",
+    )
+    .unwrap();
+    let run = |profile: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_payloadctl"))
+            .args(["check-references", "-", "--storage"])
+            .arg(&storage_file)
+            .env("HOME", dir.path())
+            .env("AWS_PROFILE", profile)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+            .env_remove("AWS_CONFIG_FILE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let wrong = run("prod");
+    assert!(
+        wrong.contains("AWS_PROFILE is `prod`") && wrong.contains(".aws/credentials"),
+        "{wrong}"
+    );
+    // The right profile is read: the failure is then the input's, not the
+    // profile's, and no secret is printed.
+    let right = run("ci");
+    assert!(!right.contains("AWS_PROFILE"), "{right}");
+    assert!(!right.contains("profile-secret"), "{right}");
+}

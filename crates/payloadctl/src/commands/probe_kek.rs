@@ -58,8 +58,9 @@ pub(crate) fn run(args: ProbeKekArgs) -> anyhow::Result<Outcome> {
         );
     }
     let checks = runtime()?.block_on(async {
+        let env = crate::codecs::process_env(keks.iter().any(|uri| payload_kms::is_aws_kek(uri)))?;
         let kms = settings
-            .build(&|name| std::env::var(name).ok(), &|p| base.join(p))
+            .build(env.as_ref(), &|p| base.join(p))
             .with_context(|| args.kms.display().to_string())?;
         let mut checks = Vec::with_capacity(keks.len());
         for uri in &keks {
