@@ -44,14 +44,14 @@ mod stack;
 mod storage;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use self::process::{Running, chromium, free_port, spawn, tempdir_in, wait_for_port};
-use self::stack::Stack;
+use self::process::{Running, chromedriver, chromium, free_port, spawn, tempdir_in, wait_for_port};
+use self::stack::{Browser, Stack};
 use crate::project;
 
 const TOKEN: &str = "conformance-token";
@@ -106,7 +106,8 @@ fn expect_all(haystack: &str, needles: &[&str], absent: &[&str]) -> anyhow::Resu
 pub(crate) enum Stages {
     /// Every check.
     All,
-    /// External storage only: no browser, no Rust SDK examples.
+    /// External storage only (with the Web UI's download button in the
+    /// browser): no Rust SDK examples.
     Storage,
     /// Envelope encryption against OpenBao and moto's KMS only.
     Kms,
@@ -121,14 +122,16 @@ pub(crate) fn run(stages: Stages) -> anyhow::Result<()> {
     let artifacts = root.join("target/conformance");
     fs::create_dir_all(&artifacts)?;
     let venv = project::venv("conformance-venv", "xtask/conformance/requirements.txt")?;
-    // The storage stage alone never starts the browser.
-    let chromium = match stages {
-        Stages::All => chromium()?,
-        Stages::Storage | Stages::Kms | Stages::Gcs => PathBuf::from("chromium"),
+    let browser = match stages {
+        Stages::All | Stages::Storage => Some(Browser {
+            chromium: chromium()?,
+            chromedriver: chromedriver()?,
+        }),
+        Stages::Kms | Stages::Gcs => None,
     };
     build(stages == Stages::All)?;
     let work = tempdir_in(&artifacts, "run")?;
-    let (mut stack, running) = start(&root, &venv, &work, &artifacts, chromium)?;
+    let (mut stack, running) = start(&root, &venv, &work, &artifacts, browser)?;
     stack.rust_built = stages == Stages::All;
     let report = match stages {
         Stages::All => checks::all(&stack),
@@ -193,14 +196,26 @@ fn start(
     venv: &Path,
     work: &Path,
     artifacts: &Path,
-    chromium: PathBuf,
+    browser: Option<Browser>,
 ) -> anyhow::Result<(Stack, [Running; 3])> {
     let codec_bin = root.join("target/debug/codec-server");
     let (frontend, ui, codec, secured) = (free_port()?, free_port()?, free_port()?, free_port()?);
-    let (open_cfg, secured_cfg) = setup::write_configs(work, ui, codec, secured)?;
+    // The storage stage's moto: the Web UI's Codec Server (`codec`)
+    // resolves references from it.
+    let moto = free_port()?;
+    let (open_cfg, secured_cfg) = setup::write_configs(work, ui, (codec, secured), moto)?;
     let codec_server = spawn(
         "codec-server",
-        Command::new(&codec_bin).arg("--config").arg(&open_cfg),
+        // moto's keys from a shared AWS profile, not the environment: the
+        // Web UI's download in the storage stage fails unless it is read.
+        Command::new(&codec_bin)
+            .arg("--config")
+            .arg(&open_cfg)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("AWS_SHARED_CREDENTIALS_FILE", work.join("aws-credentials"))
+            .env("AWS_PROFILE", "conformance"),
         &artifacts.join("codec-server.log"),
     )?;
     let secured_server = spawn(
@@ -241,7 +256,8 @@ fn start(
         codec_url,
         secured_url: format!("http://127.0.0.1:{secured}"),
         ui_url: format!("http://127.0.0.1:{ui}"),
-        chromium,
+        browser,
+        moto_port: moto,
         artifacts: artifacts.to_path_buf(),
         keyring: work.join("keyring.toml"),
         rust_examples: root.join("target/debug/examples"),

@@ -4,12 +4,11 @@
 //! storage's in `storage.rs`, envelope encryption's in `kms.rs`.
 
 use std::fs;
-use std::process::Command;
 
 use anyhow::bail;
 
 use super::history::decode_json_data;
-use super::process::{spawn, text};
+use super::process::text;
 use super::stack::Stack;
 use super::{Report, TOKEN, expect_all, kms, rust_sdk, storage};
 
@@ -192,17 +191,7 @@ fn cli_start(s: &Stack) -> anyhow::Result<String> {
     if !start.status.success() {
         bail!("temporal workflow start failed: {}", text(&start));
     }
-    let mut worker = spawn(
-        "python worker",
-        Command::new(&s.python).arg(&s.workflows).args([
-            "worker",
-            "--address",
-            &s.address,
-            "--seconds",
-            "20",
-        ]),
-        &s.artifacts.join("python-worker.log"),
-    )?;
+    let mut worker = s.python_worker("20", "python-worker.log")?;
     let result = s.temporal(&[
         "workflow",
         "result",

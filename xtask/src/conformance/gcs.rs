@@ -20,8 +20,8 @@ use serde_json::Value;
 use super::Report;
 use super::http;
 use super::payloads::{
-    BUCKET, Claim, GCS_DRIVER, claim_by, data_of, meta, payload, payloads_body, random_text,
-    single_payload,
+    BUCKET, Claim, GCS_DRIVER, claim_by, data_of, payload, payloads_body, random_text,
+    resolved_data, single_payload,
 };
 use super::process::{Running, free_port, spawn, wait_for_listener};
 use super::stack::Stack;
@@ -147,15 +147,7 @@ fn encode(emulator: u16, codec: u16, original: &Value) -> anyhow::Result<(String
 /// `/download` or `/decode` with the reference: the original payload,
 /// metadata and data.
 fn answers(codec: u16, path: &str, reference: &Value, original: &Value) -> anyhow::Result<String> {
-    let answer = http::post(codec, path, &payloads_body(std::slice::from_ref(reference)))?;
-    let got = single_payload(&answer, 200)?;
-    let encoding = meta(&got, "encoding")?;
-    ensure!(
-        encoding == "json/plain",
-        "answered encoding {encoding:?}: {}",
-        answer.excerpt()
-    );
-    let data = data_of(&got)?;
+    let data = resolved_data(codec, path, reference)?;
     ensure!(
         data == data_of(original)?,
         "answered {} bytes of data, not the {} sent to /encode",

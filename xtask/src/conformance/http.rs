@@ -65,6 +65,19 @@ pub(super) fn get(port: u16, path: &str) -> anyhow::Result<Answer> {
     call(port, ("GET", path), "default", Bytes::new())
 }
 
+/// `GET /healthz` answers 200: the server is up (used while a store or KMS
+/// it needs is down).
+pub(super) fn healthy(port: u16) -> anyhow::Result<()> {
+    let health = get(port, "/healthz")?;
+    anyhow::ensure!(
+        health.status == 200,
+        "/healthz answered {}: {}",
+        health.status,
+        health.excerpt()
+    );
+    Ok(())
+}
+
 fn call(
     port: u16,
     (method, path): (&str, &str),

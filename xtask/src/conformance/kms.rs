@@ -447,13 +447,7 @@ fn outage(
     let answer = http::post(port, "/decode", &fs::read(fresh)?)?;
     let took = started.elapsed();
     let detail = expect_error(&answer, 503, "kms_unavailable", "Nuuk-1")?;
-    let health = http::get(port, "/healthz")?;
-    ensure!(
-        health.status == 200,
-        "/healthz answered {}: {}",
-        health.status,
-        health.excerpt()
-    );
+    http::healthy(port)?;
     let failures = metric(port, "codec_server_kms_call_failures_total")?;
     ensure!(failures > 0, "no KMS call failure counted");
     Ok(format!(

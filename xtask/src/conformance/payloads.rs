@@ -54,6 +54,21 @@ pub(super) fn single_payload(answer: &Answer, status: u16) -> anyhow::Result<Val
     }
 }
 
+/// `POST path` of `reference` on our server at `port` (`/download`, or
+/// `/decode` resolving it): the data of the one `json/plain` payload it
+/// answers with 200.
+pub(super) fn resolved_data(port: u16, path: &str, reference: &Value) -> anyhow::Result<Vec<u8>> {
+    let answer = super::http::post(port, path, &payloads_body(std::slice::from_ref(reference)))?;
+    let got = single_payload(&answer, 200)?;
+    let encoding = meta(&got, "encoding")?;
+    ensure!(
+        encoding == "json/plain",
+        "answered encoding {encoding:?}: {}",
+        answer.excerpt()
+    );
+    data_of(&got)
+}
+
 /// An error answer: `status`, `{"error": code, "detail": …}`, no payloads
 /// and nothing of the value (`secret`).
 pub(super) fn expect_error(

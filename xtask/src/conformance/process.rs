@@ -80,25 +80,39 @@ fn poll_port(
 /// The browser: `$CHROMIUM` if set, else Debian's `/usr/bin/chromium`,
 /// installed with apt-get when missing and running as root (as on CI here).
 pub(super) fn chromium() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("CHROMIUM").map(PathBuf::from) {
+    debian_binary("CHROMIUM", "/usr/bin/chromium", "chromium")
+}
+
+/// The WebDriver for Selenium: `$CHROMEDRIVER` if set, else Debian's
+/// `/usr/bin/chromedriver` (package `chromium-driver`, the same version as
+/// its `chromium`), installed like [`chromium`].
+pub(super) fn chromedriver() -> anyhow::Result<PathBuf> {
+    debian_binary("CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver")
+}
+
+/// `$variable` if set (it must exist), else `path`, installed from Debian's
+/// `package` with apt-get when missing.
+fn debian_binary(variable: &str, path: &str, package: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(variable).map(PathBuf::from) {
         if path.exists() {
             return Ok(path);
         }
-        bail!("CHROMIUM={} does not exist", path.display());
+        bail!("{variable}={} does not exist", path.display());
     }
-    let path = PathBuf::from("/usr/bin/chromium");
+    let path = PathBuf::from(path);
     if path.exists() {
         return Ok(path);
     }
-    eprintln!("conformance: installing Debian's chromium");
+    let instead = format!("run as root, install `{package}`, or set {variable} to its binary");
+    eprintln!("conformance: installing Debian's {package}");
     project::run(Command::new("apt-get").args(["update", "-q"]))
-        .context("apt-get update failed: run as root, install `chromium`, or set CHROMIUM to a Chromium or Chrome binary")?;
+        .with_context(|| format!("apt-get update failed: {instead}"))?;
     project::run(
         Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "chromium"])
+            .args(["install", "-y", "-q", "--no-install-recommends", package])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
-    .context("installing chromium with apt-get failed: run as root, or set CHROMIUM to a Chromium or Chrome binary")?;
+    .with_context(|| format!("installing {package} with apt-get failed: {instead}"))?;
     Ok(path)
 }
 

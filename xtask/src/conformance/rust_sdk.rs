@@ -1,8 +1,6 @@
 //! The official Rust SDK (`temporal-sdk-codec` examples) with our codec,
 //! and its interop with the Python SDK's samples codec.
 
-use std::process::Command;
-
 use anyhow::{Context, bail};
 
 use super::history::{decode_json_data, json_data_values};
@@ -77,17 +75,7 @@ fn with_our_codec(s: &Stack, r: &mut Report) {
 
 /// Interop with the Python SDK and the samples' codec, same key, both ways.
 fn interop(s: &Stack, r: &mut Report) {
-    let python_worker = spawn(
-        "python worker",
-        Command::new(&s.python).arg(&s.workflows).args([
-            "worker",
-            "--address",
-            &s.address,
-            "--seconds",
-            "120",
-        ]),
-        &s.artifacts.join("python-worker-rust-interop.log"),
-    );
+    let python_worker = s.python_worker("120", "python-worker-rust-interop.log");
     r.check(
         "interop: Rust starter runs the Python worker's Greet (each decodes the other's payloads)",
         python_worker.and_then(|mut python| {

@@ -13,6 +13,12 @@ use super::process::{
     Running, free_port, output, output_within, spawn, tempdir_in, text, wait_for_listener,
 };
 
+/// Debian's Chromium and its WebDriver.
+pub(super) struct Browser {
+    pub(super) chromium: PathBuf,
+    pub(super) chromedriver: PathBuf,
+}
+
 /// Everything a check needs.
 pub(super) struct Stack {
     pub(super) temporal: PathBuf,
@@ -22,7 +28,11 @@ pub(super) struct Stack {
     pub(super) codec_url: String,
     pub(super) secured_url: String,
     pub(super) ui_url: String,
-    pub(super) chromium: PathBuf,
+    /// The browser (full and storage runs).
+    pub(super) browser: Option<Browser>,
+    /// The port of the storage stage's moto S3 server, which the open Codec
+    /// Server (the Web UI's) reads references from.
+    pub(super) moto_port: u16,
     pub(super) artifacts: PathBuf,
     /// The keyring file our Codec Server reads, shared by the Rust SDK
     /// examples.
@@ -87,6 +97,22 @@ impl Stack {
             bail!("python workflow {id} failed: {shown}");
         }
         Ok(shown.trim().to_owned())
+    }
+
+    /// A Python worker (`workflows.py worker`, the samples' codec) polling
+    /// for `seconds`, logging into `log` of the artifacts.
+    pub(super) fn python_worker(&self, seconds: &str, log: &str) -> anyhow::Result<Running> {
+        spawn(
+            "python worker",
+            Command::new(&self.python).arg(&self.workflows).args([
+                "worker",
+                "--address",
+                &self.address,
+                "--seconds",
+                seconds,
+            ]),
+            &self.artifacts.join(log),
+        )
     }
 
     /// Another codec-server: `body` after its `[server] listen` on a free
@@ -202,8 +228,12 @@ impl Stack {
 
     pub(super) fn browser_dom(&self, id: &str, screenshot: bool) -> anyhow::Result<String> {
         let url = format!("{}/namespaces/default/workflows/{id}", self.ui_url);
+        let browser = self
+            .browser
+            .as_ref()
+            .context("this stage runs no browser")?;
         let profile = tempdir_in(&self.artifacts, "chrome")?;
-        let mut cmd = Command::new(&self.chromium);
+        let mut cmd = Command::new(&browser.chromium);
         cmd.args([
             "--headless",
             "--no-sandbox",
@@ -228,5 +258,45 @@ impl Stack {
         let out = output(cmd.arg(&url))?;
         let _ = fs::remove_dir_all(&profile);
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The Web UI's page of workflow `id` in Chromium driven by Selenium
+    /// (`webui.py download`): a payload shown as a reference, a click on
+    /// its download button, the saved file holding every `expect`;
+    /// screenshots in `webui-<id>/`. What the script saw.
+    pub(super) fn web_ui_download(&self, id: &str, expect: &[&str]) -> anyhow::Result<String> {
+        let browser = self
+            .browser
+            .as_ref()
+            .context("this stage runs no browser")?;
+        let out = self.artifacts.join(format!("webui-{id}"));
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(self.workflows.with_file_name("webui.py"))
+            .arg("download")
+            .arg("--url")
+            .arg(format!("{}/namespaces/default/workflows/{id}", self.ui_url))
+            .arg("--out")
+            .arg(&out)
+            .arg("--chromium")
+            .arg(&browser.chromium)
+            .arg("--chromedriver")
+            .arg(&browser.chromedriver);
+        for text in expect {
+            // One argument: a text may begin with `-`.
+            cmd.arg(format!("--expect={text}"));
+        }
+        let log = self.artifacts.join(format!("webui-{id}.log"));
+        let (ok, shown) = output_within(&mut cmd, Duration::from_secs(180), &log)?;
+        if !ok {
+            bail!(
+                "webui.py download failed (screenshot in {}): {shown}",
+                out.display()
+            );
+        }
+        Ok(format!(
+            "{}; screenshots in {}",
+            shown.trim(),
+            out.display()
+        ))
     }
 }

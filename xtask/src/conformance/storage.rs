@@ -9,6 +9,9 @@
 //!    `S3StorageDriver`) offloads a 1 MiB activity result and workflow
 //!    result: the history holds references only, pointing at real objects;
 //! b. the CLI shows the values through our `/decode`, which resolves them;
+//!    the Web UI in Chromium, driven by Selenium (`webui.py`),
+//!    shows the result as a reference and its download button saves the
+//!    decoded value (through the open server, whose store is this moto);
 //! c. `/decode?preserveStorageRefs=true` keeps a reference as it is,
 //!    `/download` resolves it and refuses a payload that is not one;
 //! d. `/encode` offloads a 600 KiB payload and the Python SDK resolves our
@@ -36,10 +39,10 @@ use serde_json::{Value, json};
 use super::history::{decode_json_data, payloads_with};
 use super::http;
 use super::payloads::{
-    BUCKET, Claim, REFERENCE_TYPE, claim_of, data_of, expect_error, meta, normalized, payload,
-    payloads_body, random_text, single_payload,
+    BUCKET, Claim, REFERENCE_TYPE, claim_of, data_of, expect_error, normalized, payload,
+    payloads_body, random_text, resolved_data, single_payload,
 };
-use super::process::{Running, free_port, output_within, spawn, wait_for_listener};
+use super::process::{Running, output_within, spawn, wait_for_listener};
 use super::stack::Stack;
 use super::{Report, expect_all, rust_storage};
 
@@ -62,15 +65,15 @@ pub(super) struct Moto<'a> {
 }
 
 impl<'a> Moto<'a> {
-    fn new(s: &'a Stack) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        Ok(Self {
+    fn new(s: &'a Stack) -> Self {
+        let port = s.moto_port;
+        Self {
             s,
             script: s.workflows.with_file_name("storage.py"),
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
             running: None,
-        })
+        }
     }
 
     /// Starts moto's server (in memory: empty) and creates the bucket.
@@ -136,10 +139,7 @@ impl<'a> Moto<'a> {
 /// Every check of the stage, in order (later ones use what earlier ones
 /// stored).
 pub(super) fn all(s: &Stack, r: &mut Report) {
-    let mut moto = match Moto::new(s) {
-        Ok(moto) => moto,
-        Err(err) => return r.check("storage: a port for moto", Err(err)),
-    };
+    let mut moto = Moto::new(s);
     r.check("storage: moto's S3 server starts", moto.start("moto.log"));
     if moto.running.is_none() {
         return;
@@ -165,6 +165,12 @@ pub(super) fn all(s: &Stack, r: &mut Report) {
         "storage: CLI show with our codec endpoint resolves the references",
         cli_resolves(s, port),
     );
+    if s.browser.is_some() {
+        r.check(
+            "storage: Web UI in Chromium (Selenium) shows a reference; its download button saves the decoded value (server keys from an AWS profile)",
+            s.web_ui_download(WORKFLOW_ID, &[MARKER, END]),
+        );
+    }
     r.check(
         "storage: /decode?preserveStorageRefs=true answers a reference unchanged",
         need().and_then(|reference| preserved(port, reference)),
@@ -328,19 +334,7 @@ fn preserved(port: u16, reference: &Value) -> anyhow::Result<String> {
 /// (c) `/download` answers the stored payload, decoded: `json/plain` with
 /// the value.
 fn downloaded(port: u16, reference: &Value, marker: &str) -> anyhow::Result<String> {
-    let answer = http::post(
-        port,
-        "/download",
-        &payloads_body(std::slice::from_ref(reference)),
-    )?;
-    let got = single_payload(&answer, 200)?;
-    let encoding = meta(&got, "encoding")?;
-    ensure!(
-        encoding == "json/plain",
-        "answered encoding {encoding:?}: {}",
-        answer.excerpt()
-    );
-    let data = String::from_utf8_lossy(&data_of(&got)?).into_owned();
+    let data = String::from_utf8_lossy(&resolved_data(port, "/download", reference)?).into_owned();
     expect_all(&data, &[marker], &[])?;
     Ok(format!("json/plain, {} bytes of data", data.len()))
 }
@@ -434,13 +428,7 @@ fn outage(moto: &mut Moto<'_>, port: u16, reference: &Value) -> anyhow::Result<S
     )?;
     let took = started.elapsed();
     let detail = expect_error(&answer, 503, "storage_unavailable", MARKER)?;
-    let health = http::get(port, "/healthz")?;
-    ensure!(
-        health.status == 200,
-        "/healthz answered {}: {}",
-        health.status,
-        health.excerpt()
-    );
+    http::healthy(port)?;
     Ok(format!("{detail} after {took:.1?}; /healthz 200"))
 }
 
