@@ -2,7 +2,8 @@
 Chromium through Debian's chromedriver (no driver download).
 
     python webui.py download --url URL --out DIR --expect TEXT [--expect TEXT ...]
-            [--chromium PATH] [--chromedriver PATH] [--timeout SECONDS]
+            [--chromium PATH] [--chromedriver PATH] [--browser-flag=FLAG ...]
+            [--timeout SECONDS]
 
 Opens the workflow page URL, waits for a payload shown as an external-storage
 reference (the Web UI asks the Codec Server with `?preserveStorageRefs=true`
@@ -30,19 +31,6 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-# Chromium on this machine: headless, and no background connections (the
-# closed network refuses them, many at a time).
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1200",
-]
 
 # The Web UI's download button of a stored payload: labelled with its size.
 SIZE_LABEL = re.compile(r"^\d[\d.,]*\s*(Bytes|B|KB|MB|GB)$", re.IGNORECASE)
@@ -54,10 +42,10 @@ class Failed(Exception):
     """A check that did not hold; the message says what the page showed."""
 
 
-def browser(chromium: str, chromedriver: str, downloads: Path) -> webdriver.Chrome:
+def browser(chromium: str, chromedriver: str, flags: list[str], downloads: Path) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
+    for flag in [*flags, "--window-size=1400,1200"]:
         options.add_argument(flag)
     options.add_experimental_option(
         "prefs",
@@ -98,7 +86,7 @@ def download(args: argparse.Namespace) -> int:
     downloads.mkdir(parents=True, exist_ok=True)
     for old in downloads.iterdir():
         old.unlink()
-    driver = browser(args.chromium, args.chromedriver, downloads)
+    driver = browser(args.chromium, args.chromedriver, args.browser_flag, downloads)
     try:
         driver.get(args.url)
         buttons = wait_for(
@@ -149,6 +137,12 @@ def main() -> int:
     p.add_argument("--expect", action="append", required=True, help="text the downloaded file holds")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    p.add_argument(
+        "--browser-flag",
+        action="append",
+        default=[],
+        help="a Chromium flag (repeat; xtask passes how Chromium runs on this machine, --headless first)",
+    )
     p.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args()
     # Selenium Manager must not look for drivers on the network: ours is given.

@@ -109,18 +109,7 @@ async fn decodes_every_python_case_byte_for_byte() {
         }
 
         let chain = chain(&case.codec_chain, &keyring, &ZlibCodec::new());
-        let decoded = chain
-            .decode(vec![outer])
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", case.case));
-        assert_eq!(decoded.len(), 1);
-        assert_eq!(
-            decoded[0].encode_to_vec(),
-            want,
-            "{}: decoded payload differs from {}",
-            case.case,
-            case.files[1]
-        );
+        test_support::decode_vector(&chain, outer, &want, (&case.case, &case.files[1])).await;
         seen.push(case.case.clone());
     }
     // Every committed vector is in the manifest, and the manifest is complete.

@@ -10,8 +10,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use payload_codecs::{AesGcmCodec, KeyId, Keyring, SecretKey};
+use payload_converter::codec::CodecResult;
 use payload_converter::{BoxFuture, CodecErrorKind, PayloadCodec, PayloadExt};
-use payload_kms::{EnvelopeBuilder, KekError, KeyEncryptionKey, Kms, KmsOptions};
+use payload_kms::{EnvelopeBuilder, EnvelopeCodec, KekError, KeyEncryptionKey, Kms, KmsOptions};
 use payload_proto::temporal::api::common::v1::Payload;
 use proptest::prelude::*;
 use zeroize::Zeroizing;
@@ -190,24 +191,10 @@ fn one_data_key_serves_many_payloads_and_a_cold_cache_costs_one_call_per_key() {
 fn concurrent_requests_for_one_data_key_share_one_call() {
     let kek = CountingKek::new(2);
     let written = written_under(&kek, 4);
-    let reader_kms = kms_with(&kek);
-    let reader = Arc::new(
-        EnvelopeBuilder::new(reader_kms, "test://k")
-            .build()
-            .unwrap(),
-    );
-    multi_thread().block_on(async {
-        let tasks: Vec<_> = (0..16)
-            .map(|_| {
-                let reader = reader.clone();
-                let written = written.clone();
-                tokio::spawn(async move { reader.decode(written).await })
-            })
-            .collect();
-        for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap(), sample(4));
-        }
-    });
+    let (_, results) = decode_at_once(&kek, &written, 16);
+    for result in results {
+        assert_eq!(result.unwrap(), sample(4));
+    }
     assert_eq!(kek.unwraps.load(Ordering::SeqCst), 1);
 }
 
@@ -413,31 +400,46 @@ fn multi_thread() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// `n` decodes of `written` at once on four threads, by one reader with a
+/// KMS of its own (a cold cache) under `kek`; the reader and the results.
+fn decode_at_once(
+    kek: &Arc<CountingKek>,
+    written: &[Payload],
+    n: usize,
+) -> (Arc<EnvelopeCodec>, Vec<CodecResult>) {
+    let reader = Arc::new(
+        EnvelopeBuilder::new(kms_with(kek), "test://k")
+            .build()
+            .unwrap(),
+    );
+    let results = multi_thread().block_on(async {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let reader = reader.clone();
+                let written = written.to_vec();
+                tokio::spawn(async move { reader.decode(written).await })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(n);
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results
+    });
+    (reader, results)
+}
+
 #[test]
 fn a_failed_unwrap_is_shared_by_its_waiters_not_retried_by_each() {
     let kek = CountingKek::new(10);
     let written = written_under(&kek, 1);
-    let reader_kms = kms_with(&kek);
-    let reader = Arc::new(
-        EnvelopeBuilder::new(reader_kms, "test://k")
-            .build()
-            .unwrap(),
-    );
     kek.down.store(true, Ordering::SeqCst);
     let before = kek.calls.load(Ordering::SeqCst);
-    multi_thread().block_on(async {
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let reader = reader.clone();
-                let written = written.clone();
-                tokio::spawn(async move { reader.decode(written).await })
-            })
-            .collect();
-        for task in tasks {
-            let err = task.await.unwrap().unwrap_err();
-            assert_eq!(err.kind(), CodecErrorKind::Unavailable, "{err}");
-        }
-    });
+    let (reader, results) = decode_at_once(&kek, &written, 8);
+    for result in results {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), CodecErrorKind::Unavailable, "{err}");
+    }
     // One caller's three tries, not eight callers' 24.
     assert_eq!(kek.calls.load(Ordering::SeqCst) - before, 3);
     kek.down.store(false, Ordering::SeqCst);

@@ -154,20 +154,10 @@ async fn decodes_every_python_case_byte_for_byte() {
 
         // Each case on a cold cache: one unwrap of its data key.
         let (kms, codec) = envelope_codec(&manifest.active().uri, &others);
-        let decoded = codec
-            .decode(vec![outer])
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", case.case));
-        assert_eq!(decoded.len(), 1);
-        assert_eq!(
-            decoded[0].encode_to_vec(),
-            want,
-            "{}: decoded payload differs from {}",
-            case.case,
-            case.files[1]
-        );
-        assert_eq!(decoded[0].encoding(), Some(case.inner_encoding.as_str()));
-        assert_eq!(decoded[0].data.len(), case.inner_data_len, "{}", case.case);
+        let decoded =
+            test_support::decode_vector(&codec, outer, &want, (&case.case, &case.files[1])).await;
+        assert_eq!(decoded.encoding(), Some(case.inner_encoding.as_str()));
+        assert_eq!(decoded.data.len(), case.inner_data_len, "{}", case.case);
         assert_eq!((kms.stats().unwraps, kms.stats().wraps), (1, 0));
         seen.push(case.case.clone());
     }

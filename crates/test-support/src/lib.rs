@@ -111,6 +111,29 @@ pub async fn sample_payloads() -> Vec<(&'static str, Payload)> {
         .collect()
 }
 
+/// Decodes the golden vector `case`'s outer payload with `codec` and checks
+/// the result is, byte for byte, `want` (the serialized payload of the
+/// case's file `inner_file`); returns the decoded payload.
+pub async fn decode_vector(
+    codec: &dyn PayloadCodec,
+    outer: Payload,
+    want: &[u8],
+    (case, inner_file): (&str, &str),
+) -> Payload {
+    let mut decoded = codec
+        .decode(vec![outer])
+        .await
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    assert_eq!(decoded.len(), 1, "{case}");
+    let decoded = decoded.remove(0);
+    assert_eq!(
+        decoded.encode_to_vec(),
+        want,
+        "{case}: decoded payload differs from {inner_file}"
+    );
+    decoded
+}
+
 /// Makes `dir` ready for a `write_rust_vectors` test (the tests take it
 /// from `$PAYLOADKIT_RUST_VECTORS_DIR`): creates it and removes the `.bin`
 /// files of an earlier run, which would be checked too.

@@ -13,6 +13,20 @@ use super::process::{
     Running, free_port, output, output_within, spawn, tempdir_in, text, wait_for_listener,
 };
 
+/// How Chromium runs here, headless, for `--dump-dom`/`--screenshot` and
+/// for Selenium: no background connections (the closed network refuses
+/// them, many at a time).
+const CHROMIUM_FLAGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// Debian's Chromium and its WebDriver.
 pub(super) struct Browser {
     pub(super) chromium: PathBuf,
@@ -184,12 +198,11 @@ impl Stack {
             "60",
         ])
         .args(extra);
-        let log = self.artifacts.join(format!("rust-starter-{id}.log"));
-        let (ok, shown) = output_within(&mut cmd, Duration::from_secs(90), &log)?;
-        if !ok {
-            bail!("rust starter for {id} failed: {shown}");
-        }
-        Ok(shown.trim().to_owned())
+        self.finished(
+            &mut cmd,
+            &format!("rust-starter-{id}.log"),
+            &format!("rust starter for {id}"),
+        )
     }
 
     /// `workflows.py start`: the Python client starts a workflow another
@@ -218,10 +231,20 @@ impl Stack {
                 args,
             ])
             .args(extra);
-        let log = self.artifacts.join(format!("python-start-{id}.log"));
-        let (ok, shown) = output_within(&mut cmd, Duration::from_secs(90), &log)?;
+        self.finished(
+            &mut cmd,
+            &format!("python-start-{id}.log"),
+            &format!("python start of {id}"),
+        )
+    }
+
+    /// Runs `cmd` (at most 3 minutes, its output also in the artifacts'
+    /// `log`): what it printed, trimmed; an error naming `what` if it failed.
+    fn finished(&self, cmd: &mut Command, log: &str, what: &str) -> anyhow::Result<String> {
+        let log = self.artifacts.join(log);
+        let (ok, shown) = output_within(cmd, Duration::from_secs(180), &log)?;
         if !ok {
-            bail!("python start of {id} failed: {shown}");
+            bail!("{what} failed: {shown}");
         }
         Ok(shown.trim().to_owned())
     }
@@ -234,19 +257,9 @@ impl Stack {
             .context("this stage runs no browser")?;
         let profile = tempdir_in(&self.artifacts, "chrome")?;
         let mut cmd = Command::new(&browser.chromium);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=20000",
-            "--window-size=1400,1000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()));
+        cmd.args(["--virtual-time-budget=20000", "--window-size=1400,1000"])
+            .args(CHROMIUM_FLAGS)
+            .arg(format!("--user-data-dir={}", profile.display()));
         if screenshot {
             cmd.arg(format!(
                 "--screenshot={}",
@@ -281,22 +294,15 @@ impl Stack {
             .arg(&browser.chromium)
             .arg("--chromedriver")
             .arg(&browser.chromedriver);
+        for flag in CHROMIUM_FLAGS {
+            cmd.arg(format!("--browser-flag={flag}"));
+        }
         for text in expect {
             // One argument: a text may begin with `-`.
             cmd.arg(format!("--expect={text}"));
         }
-        let log = self.artifacts.join(format!("webui-{id}.log"));
-        let (ok, shown) = output_within(&mut cmd, Duration::from_secs(180), &log)?;
-        if !ok {
-            bail!(
-                "webui.py download failed (screenshot in {}): {shown}",
-                out.display()
-            );
-        }
-        Ok(format!(
-            "{}; screenshots in {}",
-            shown.trim(),
-            out.display()
-        ))
+        let what = format!("webui.py download (screenshots in {})", out.display());
+        let shown = self.finished(&mut cmd, &format!("webui-{id}.log"), &what)?;
+        Ok(format!("{shown}; screenshots in {}", out.display()))
     }
 }
