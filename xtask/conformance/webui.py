@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -70,14 +70,33 @@ def wait_for(what: str, timeout: float, probe):
 
 
 def download_buttons(driver: webdriver.Chrome) -> list[WebElement]:
-    if REFERENCE_NOTE not in driver.find_element(By.TAG_NAME, "body").text:
+    """The enabled size-labelled buttons of references on the page (none
+    while the page renders)."""
+    try:
+        if REFERENCE_NOTE not in driver.find_element(By.TAG_NAME, "body").text:
+            return []
+        return [
+            b
+            for b in driver.find_elements(By.TAG_NAME, "button")
+            if b.is_displayed() and b.is_enabled() and SIZE_LABEL.match(b.text.strip())
+        ]
+    except StaleElementReferenceException:
+        # The page re-rendered under us: look again.
         return []
-    return [b for b in driver.find_elements(By.TAG_NAME, "button") if b.is_displayed() and SIZE_LABEL.match(b.text.strip())]
 
 
-def saved_file(downloads: Path) -> Path | None:
-    done = [p for p in downloads.iterdir() if not p.name.endswith(".crdownload")]
-    return done[0] if done else None
+def saved_file(downloads: Path, sizes: dict[Path, int]) -> Path | None:
+    """The one downloaded file, once Chromium has finished it: no partial
+    (`.crdownload`) or hidden file left, not empty, and the same size as at
+    the last look (`sizes` remembers it)."""
+    files = list(downloads.iterdir())
+    if len(files) != 1 or files[0].name.startswith(".") or files[0].name.endswith(".crdownload"):
+        return None
+    path = files[0]
+    size = path.stat().st_size
+    stable = size > 0 and sizes.get(path) == size
+    sizes[path] = size
+    return path if stable else None
 
 
 def download(args: argparse.Namespace) -> int:
@@ -89,23 +108,20 @@ def download(args: argparse.Namespace) -> int:
     driver = browser(args.chromium, args.chromedriver, args.browser_flag, downloads)
     try:
         driver.get(args.url)
-        buttons = wait_for(
-            f"payload shown as a reference (a size-labelled download button beside {REFERENCE_NOTE!r}) on {args.url}",
-            args.timeout,
-            lambda: download_buttons(driver),
-        )
-        button = buttons[0]
-        label = " ".join(button.text.split())
+        what = f"payload shown as a reference (an enabled size-labelled download button beside {REFERENCE_NOTE!r}) on {args.url}"
+        buttons = wait_for(what, args.timeout, lambda: download_buttons(driver))
+        label = " ".join(buttons[0].text.split())
         page = driver.find_element(By.TAG_NAME, "body").text
         inline = [t for t in args.expect if t in page]
         if inline:
             raise Failed(f"the page shows the stored value inline ({inline}): it was not left a reference")
         driver.save_screenshot(str(out / "reference.png"))
+        # Found again right before the click: the page may have re-rendered.
+        button = wait_for(what, args.timeout, lambda: download_buttons(driver))[0]
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
-        if not button.is_enabled():
-            raise Failed(f"the {label!r} button is disabled: the Web UI has no codec server with /download")
         button.click()
-        saved = wait_for(f"downloaded file in {downloads}", args.timeout, lambda: saved_file(downloads))
+        sizes: dict[Path, int] = {}
+        saved = wait_for(f"downloaded file in {downloads}", args.timeout, lambda: saved_file(downloads, sizes))
         text = saved.read_text(encoding="utf-8", errors="replace")
         missing = [t for t in args.expect if t not in text]
         if missing:

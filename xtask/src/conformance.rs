@@ -189,6 +189,23 @@ fn build(examples: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cmd` without any AWS credential source from this process's environment.
+fn without_aws_credentials(cmd: &mut Command) -> &mut Command {
+    for variable in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    ] {
+        cmd.env_remove(variable);
+    }
+    cmd
+}
+
 /// Starts our two Codec Servers (open, and with bearer auth) and the dev
 /// server pointing its Web UI at the first; waits until they listen.
 fn start(
@@ -206,14 +223,12 @@ fn start(
     let (open_cfg, secured_cfg) = setup::write_configs(work, ui, (codec, secured), moto)?;
     let codec_server = spawn(
         "codec-server",
-        // moto's keys from a shared AWS profile, not the environment: the
-        // Web UI's download in the storage stage fails unless it is read.
-        Command::new(&codec_bin)
-            .arg("--config")
-            .arg(&open_cfg)
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
+        // moto's keys from a shared AWS profile and from nowhere else (no
+        // variables, no host profile, no role): the Web UI's download in the
+        // storage stage fails unless the profile is read.
+        without_aws_credentials(Command::new(&codec_bin).arg("--config").arg(&open_cfg))
+            .env("HOME", work)
+            .env("AWS_CONFIG_FILE", work.join("aws-config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", work.join("aws-credentials"))
             .env("AWS_PROFILE", "conformance"),
         &artifacts.join("codec-server.log"),

@@ -38,11 +38,16 @@ pub(crate) fn rust_out_dir() -> PathBuf {
 /// so after it nothing is compiled again (`-p` would build a second copy of
 /// the crates under other features).
 fn write_rust_vectors(out: &Path) -> anyhow::Result<()> {
+    // Nothing of an earlier run may be checked in place of this one's.
+    if out.exists() {
+        std::fs::remove_dir_all(out)?;
+    }
     project::run(
         project::cargo()
             .args([
                 "test",
                 "--workspace",
+                "--locked",
                 "--test",
                 "interop",
                 "--",

@@ -342,5 +342,6 @@ async fn write_rust_vectors() {
             written += 1;
         }
     }
+    assert_eq!(samples.len(), 8);
     assert_eq!(written, samples.len() * (2 + manifest.others().count()));
 }

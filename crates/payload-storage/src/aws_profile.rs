@@ -86,49 +86,64 @@ pub enum ProfileError {
 /// A profile read from the shared files.
 pub struct AwsProfile {
     name: String,
-    access_key_id: Option<String>,
-    secret_access_key: Option<Zeroizing<String>>,
-    session_token: Option<Zeroizing<String>>,
+    /// The profile's key pair and token, when the environment has no pair.
+    keys: Option<Keys>,
     region: Option<String>,
+}
+
+/// A profile's static credentials, used together or not at all.
+struct Keys {
+    access_key_id: String,
+    secret_access_key: Zeroizing<String>,
+    session_token: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for AwsProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AwsProfile")
             .field("name", &self.name)
-            .field("access_key_id", &self.access_key_id)
             .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "<hidden>"),
+                "access_key_id",
+                &self.keys.as_ref().map(|k| k.access_key_id.as_str()),
             )
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<hidden>"),
-            )
+            .field("secret_access_key", &self.keys.as_ref().map(|_| "<hidden>"))
             .field("region", &self.region)
             .finish()
     }
 }
 
+/// The credential variables, answered by one source together: the
+/// environment when it has a key pair, else the profile's keys.
+const CREDENTIALS: [&str; 3] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
 impl AwsProfile {
-    /// `env` with the profile's answers for what the environment leaves
-    /// unset: the credentials (only when `AWS_ACCESS_KEY_ID` is unset, so
-    /// keys from two places never mix) and the region. Without shared files,
-    /// or without the `default` profile in them, `env` as it is; an
-    /// `AWS_PROFILE` that names no profile is an error.
+    /// `env` with the profile's answers, in the AWS SDKs' order. With a
+    /// key pair in the environment (`AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`) the credentials are the environment's and
+    /// only the region may come from the profile; otherwise a profile with
+    /// keys answers all three credential variables (never mixed with a
+    /// leftover variable) and the region the environment leaves unset.
+    /// Without shared files, or without the `default` profile in them, `env`
+    /// as it is.
     pub fn lookup(env: Lookup) -> Result<Lookup, ProfileError> {
         let Some(profile) = Self::load(env.as_ref())? else {
             return Ok(env);
         };
         let profile = Arc::new(profile);
-        Ok(Arc::new(move |name: &str| {
-            env(name).or_else(|| profile.variable(name, env.as_ref()))
+        Ok(Arc::new(move |name: &str| match &profile.keys {
+            Some(keys) if CREDENTIALS.contains(&name) => keys.get(name),
+            _ => env(name).or_else(|| profile.region(name, env.as_ref())),
         }))
     }
 
     /// The profile `env` selects, from the files `env` names; `None` when
-    /// the environment holds keys itself, or when it names no profile and
-    /// there is no `default` one.
+    /// it names no profile and there is no `default` one. With a key pair in
+    /// the environment only the profile's region is read, and a broken or
+    /// missing profile is no error (its keys would not be used).
     pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>, ProfileError> {
         let home = env("HOME").map(PathBuf::from);
         let file = |variable: &str, name: &str| {
@@ -140,22 +155,31 @@ impl AwsProfile {
         let config_path = file("AWS_CONFIG_FILE", "config");
         let chosen = env("AWS_PROFILE").filter(|p| !p.trim().is_empty());
         let name = chosen.clone().unwrap_or_else(|| "default".to_owned());
-        // The config file names profiles `[profile NAME]`, but `[default]`.
-        let config_section = if name == "default" {
-            name.clone()
-        } else {
-            format!("profile {name}")
+        let env_keys = env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_SECRET_ACCESS_KEY").is_some();
+        // With keys in the environment a profile is only a region: nothing
+        // about it may stop the program.
+        let lenient = |read: Result<Option<Section>, ProfileError>| match read {
+            Err(_) if env_keys => Ok(None),
+            other => other,
         };
-        let credentials = section(credentials_path.as_deref(), &name)?;
-        let config = section(config_path.as_deref(), &config_section)?;
+        let credentials = lenient(section(credentials_path.as_deref(), &[&name]))?;
+        // The config file names profiles `[profile NAME]`; the default one
+        // `[default]` (some tools write `[profile default]`).
+        let profile_section = format!("profile {name}");
+        let config_names: &[&str] = if name == "default" {
+            &["default", "profile default"]
+        } else {
+            &[&profile_section]
+        };
+        let config = lenient(section(config_path.as_deref(), config_names))?;
         if credentials.is_none() && config.is_none() {
             return match chosen {
-                Some(profile) => Err(ProfileError::NotFound {
+                Some(profile) if !env_keys => Err(ProfileError::NotFound {
                     profile,
                     credentials: credentials_path.unwrap_or_else(|| "~/.aws/credentials".into()),
                     config: config_path.unwrap_or_else(|| "~/.aws/config".into()),
                 }),
-                None => Ok(None),
+                _ => Ok(None),
             };
         }
         // The credentials file wins over the config file, key by key.
@@ -165,35 +189,40 @@ impl AwsProfile {
                 .flatten()
                 .find_map(|s| s.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
         };
-        if let Some(key) = UNSUPPORTED.into_iter().find(|k| get(k).is_some())
-            && get("aws_access_key_id").is_none()
-        {
+        let region = get("region");
+        if env_keys {
+            return Ok(Some(Self {
+                name,
+                keys: None,
+                region,
+            }));
+        }
+        // A profile that assumes a role or runs a process means another
+        // principal than its static keys: refuse rather than guess.
+        if let Some(key) = UNSUPPORTED.into_iter().find(|k| get(k).is_some()) {
             return Err(ProfileError::Unsupported { profile: name, key });
         }
-        let profile = Self {
-            access_key_id: get("aws_access_key_id"),
-            secret_access_key: get("aws_secret_access_key").map(Zeroizing::new),
-            session_token: get("aws_session_token").map(Zeroizing::new),
-            region: get("region"),
-            name,
+        let keys = match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+            (Some(access_key_id), Some(secret)) => Some(Keys {
+                access_key_id,
+                secret_access_key: Zeroizing::new(secret),
+                session_token: get("aws_session_token").map(Zeroizing::new),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ProfileError::Incomplete {
+                    profile: name,
+                    missing: "aws_secret_access_key",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ProfileError::Incomplete {
+                    profile: name,
+                    missing: "aws_access_key_id",
+                });
+            }
         };
-        match (&profile.access_key_id, &profile.secret_access_key) {
-            (Some(_), None) => Err(ProfileError::Incomplete {
-                profile: profile.name,
-                missing: "aws_secret_access_key",
-            }),
-            (None, Some(_)) => Err(ProfileError::Incomplete {
-                profile: profile.name,
-                missing: "aws_access_key_id",
-            }),
-            _ if env("AWS_ACCESS_KEY_ID").is_some() => Ok(Some(Self {
-                access_key_id: None,
-                secret_access_key: None,
-                session_token: None,
-                ..profile
-            })),
-            _ => Ok(Some(profile)),
-        }
+        Ok(Some(Self { name, keys, region }))
     }
 
     /// The profile's name.
@@ -201,22 +230,32 @@ impl AwsProfile {
         &self.name
     }
 
-    /// The profile's answer for the AWS variable `name`, if it has one.
-    fn variable(&self, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    /// The profile's region for `AWS_REGION`, unless the environment has
+    /// `AWS_DEFAULT_REGION` (which beats a profile too).
+    fn region(&self, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        (name == "AWS_REGION" && env("AWS_DEFAULT_REGION").is_none())
+            .then(|| self.region.clone())
+            .flatten()
+    }
+}
+
+impl Keys {
+    fn get(&self, name: &str) -> Option<String> {
         match name {
-            "AWS_ACCESS_KEY_ID" => self.access_key_id.clone(),
-            "AWS_SECRET_ACCESS_KEY" => self.secret_access_key.as_deref().cloned(),
-            "AWS_SESSION_TOKEN" => self.session_token.as_deref().cloned(),
-            // AWS_DEFAULT_REGION in the environment beats the profile too.
-            "AWS_REGION" if env("AWS_DEFAULT_REGION").is_none() => self.region.clone(),
-            _ => None,
+            "AWS_ACCESS_KEY_ID" => Some(self.access_key_id.clone()),
+            "AWS_SECRET_ACCESS_KEY" => Some(self.secret_access_key.to_string()),
+            _ => self.session_token.as_deref().cloned(),
         }
     }
 }
 
-/// The keys and values of `[name]` in the INI file at `path`: `None` when
-/// there is no such file or section.
-fn section(path: Option<&Path>, name: &str) -> Result<Option<Vec<(String, String)>>, ProfileError> {
+/// A section's keys (lower case) and values.
+type Section = Vec<(String, String)>;
+
+/// The keys and values of the first of `names` that is a section of the
+/// INI file at `path` (repeated sections merged, the later value winning,
+/// as the AWS SDKs read them): `None` when there is no such file or section.
+fn section(path: Option<&Path>, names: &[&str]) -> Result<Option<Section>, ProfileError> {
     let Some(path) = path else {
         return Ok(None);
     };
@@ -235,11 +274,18 @@ fn section(path: Option<&Path>, name: &str) -> Result<Option<Vec<(String, String
         // The parser's message names a line and column, never a value.
         reason: e.to_string(),
     })?;
-    Ok(ini.section(Some(name)).map(|props| {
-        props
-            .iter()
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect()
+    Ok(names.iter().find_map(|name| {
+        let mut found = false;
+        let mut merged: Section = Vec::new();
+        for props in ini.section_all(Some(*name)) {
+            found = true;
+            for (k, v) in props.iter() {
+                let key = k.trim().to_ascii_lowercase();
+                merged.retain(|(old, _)| *old != key);
+                merged.push((key, v.trim().to_owned()));
+            }
+        }
+        found.then_some(merged)
     }))
 }
 
@@ -299,21 +345,95 @@ mod tests {
 
     #[test]
     fn keys_in_the_environment_are_never_mixed_with_a_profile() {
+        // A pair in the environment: its keys, no profile token; the
+        // environment's region.
         let (_dir, env) = home(
             CREDENTIALS,
             CONFIG,
             &[
+                ("AWS_PROFILE", "ci"),
                 ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+                ("AWS_SECRET_ACCESS_KEY", "secret-env"),
                 ("AWS_REGION", "us-east-2"),
             ],
         );
         let lookup = AwsProfile::lookup(env).unwrap();
         assert_eq!(lookup("AWS_ACCESS_KEY_ID").as_deref(), Some("AKIDENV"));
-        // Not the profile's secret: the environment's is missing, and so be it.
-        assert_eq!(lookup("AWS_SECRET_ACCESS_KEY"), None);
+        assert_eq!(
+            lookup("AWS_SECRET_ACCESS_KEY").as_deref(),
+            Some("secret-env")
+        );
+        assert_eq!(lookup("AWS_SESSION_TOKEN"), None);
         assert_eq!(lookup("AWS_REGION").as_deref(), Some("us-east-2"));
+        // A leftover token or half a pair: the profile answers all three.
+        let (_dir, env) = home(
+            CREDENTIALS,
+            CONFIG,
+            &[
+                ("AWS_SESSION_TOKEN", "stale"),
+                ("AWS_SECRET_ACCESS_KEY", "half"),
+            ],
+        );
+        let lookup = AwsProfile::lookup(env).unwrap();
+        assert_eq!(lookup("AWS_ACCESS_KEY_ID").as_deref(), Some("AKIDDEFAULT"));
+        assert_eq!(
+            lookup("AWS_SECRET_ACCESS_KEY").as_deref(),
+            Some("secret-default")
+        );
+        assert_eq!(lookup("AWS_SESSION_TOKEN"), None);
         let (_dir, env) = home(CREDENTIALS, CONFIG, &[("AWS_DEFAULT_REGION", "us-west-2")]);
         assert_eq!(AwsProfile::lookup(env).unwrap()("AWS_REGION"), None);
+    }
+
+    #[test]
+    fn with_keys_in_the_environment_a_broken_profile_is_no_error() {
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-env"),
+        ];
+        let (_dir, env) = home(
+            CREDENTIALS,
+            CONFIG,
+            &[keys[0], keys[1], ("AWS_PROFILE", "prod")],
+        );
+        assert_eq!(
+            AwsProfile::lookup(env).unwrap()("AWS_ACCESS_KEY_ID").as_deref(),
+            Some("AKIDENV")
+        );
+        let (_dir, env) = home(
+            "[default\n",
+            "[default]\nsso_session = corp\nregion = r1\n",
+            &keys,
+        );
+        let lookup = AwsProfile::lookup(env).unwrap();
+        assert_eq!(
+            lookup("AWS_SECRET_ACCESS_KEY").as_deref(),
+            Some("secret-env")
+        );
+        assert_eq!(lookup("AWS_REGION").as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn a_profile_that_assumes_a_role_is_refused_even_with_static_keys() {
+        let (_dir, env) = home(
+            "[default]\naws_access_key_id = A\naws_secret_access_key = B\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/r\n",
+            &[],
+        );
+        let err = AwsProfile::load(env.as_ref()).unwrap_err().to_string();
+        assert!(err.contains("uses `role_arn`"), "{err}");
+    }
+
+    #[test]
+    fn repeated_sections_merge_and_profile_default_is_read() {
+        let (_dir, env) = home(
+            "[default]\naws_access_key_id = OLD\n[default]\naws_access_key_id = NEW\naws_secret_access_key = S\n",
+            "[profile default]\nregion = r2\n",
+            &[],
+        );
+        let lookup = AwsProfile::lookup(env).unwrap();
+        assert_eq!(lookup("AWS_ACCESS_KEY_ID").as_deref(), Some("NEW"));
+        assert_eq!(lookup("AWS_REGION").as_deref(), Some("r2"));
     }
 
     #[test]
