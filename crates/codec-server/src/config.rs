@@ -58,21 +58,19 @@ impl Config {
     /// Whether a namespace stores payloads in S3 or a KEK is in AWS KMS:
     /// then the binary reads the shared AWS profile for credentials.
     pub fn uses_aws(&self) -> bool {
-        let aws_kek = |uri: &String| payload_kms::is_aws_kek(uri);
-        let kms = self
-            .kms
-            .as_ref()
-            .is_some_and(|k| k.kek.iter().chain(&k.decrypt_keks).any(aws_kek));
-        kms || self
-            .default
-            .iter()
-            .chain(self.namespaces.values())
-            .any(|ns| {
-                ns.storage
-                    .as_ref()
-                    .is_some_and(|s| s.driver == payload_storage::DriverKind::S3)
-                    || ns.kek.iter().chain(&ns.decrypt_keks).any(aws_kek)
-            })
+        self.kms.as_ref().is_some_and(KmsSettings::uses_aws)
+            || self
+                .default
+                .iter()
+                .chain(self.namespaces.values())
+                .any(|ns| {
+                    ns.storage.as_ref().is_some_and(StorageSettings::uses_aws)
+                        || ns
+                            .kek
+                            .iter()
+                            .chain(&ns.decrypt_keks)
+                            .any(|uri| payload_kms::is_aws_kek(uri))
+                })
     }
 }
 

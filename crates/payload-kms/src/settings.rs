@@ -191,6 +191,15 @@ pub enum SettingsError {
 }
 
 impl KmsSettings {
+    /// Whether a KEK here (`kek` or `decrypt_keks`) is in AWS KMS: the
+    /// binaries then read the shared AWS profile for credentials.
+    pub fn uses_aws(&self) -> bool {
+        self.kek
+            .iter()
+            .chain(&self.decrypt_keks)
+            .any(|uri| crate::is_aws_kek(uri))
+    }
+
     /// Checks values that need no file or network.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |m: &str| Err(SettingsError::Invalid(m.to_owned()));

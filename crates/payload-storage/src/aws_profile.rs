@@ -15,6 +15,7 @@
 //! another way (`role_arn`, `sso_*`, `credential_process`) is refused with
 //! an error that says so, rather than silently ignored.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -187,7 +188,7 @@ impl AwsProfile {
             [&credentials, &config]
                 .into_iter()
                 .flatten()
-                .find_map(|s| s.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+                .find_map(|s| s.get(key).cloned())
         };
         let region = get("region");
         if env_keys {
@@ -225,11 +226,6 @@ impl AwsProfile {
         Ok(Some(Self { name, keys, region }))
     }
 
-    /// The profile's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The profile's region for `AWS_REGION`, unless the environment has
     /// `AWS_DEFAULT_REGION` (which beats a profile too).
     fn region(&self, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
@@ -250,7 +246,7 @@ impl Keys {
 }
 
 /// A section's keys (lower case) and values.
-type Section = Vec<(String, String)>;
+type Section = BTreeMap<String, String>;
 
 /// The keys and values of the first of `names` that is a section of the
 /// INI file at `path` (repeated sections merged, the later value winning,
@@ -275,17 +271,14 @@ fn section(path: Option<&Path>, names: &[&str]) -> Result<Option<Section>, Profi
         reason: e.to_string(),
     })?;
     Ok(names.iter().find_map(|name| {
-        let mut found = false;
-        let mut merged: Section = Vec::new();
-        for props in ini.section_all(Some(*name)) {
-            found = true;
-            for (k, v) in props.iter() {
-                let key = k.trim().to_ascii_lowercase();
-                merged.retain(|(old, _)| *old != key);
-                merged.push((key, v.trim().to_owned()));
-            }
-        }
-        found.then_some(merged)
+        let mut sections = ini.section_all(Some(*name)).peekable();
+        sections.peek()?;
+        Some(
+            sections
+                .flat_map(|props| props.iter())
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect(),
+        )
     }))
 }
 
@@ -315,6 +308,12 @@ mod tests {
         (dir, Arc::new(move |name: &str| map.get(name).cloned()))
     }
 
+    /// `lookup` answers `want` for the key id, the secret and the token.
+    fn assert_credentials(lookup: &Lookup, want: [Option<&str>; 3]) {
+        let got = super::CREDENTIALS.map(|name| lookup(name));
+        assert_eq!(got.each_ref().map(Option::as_deref), want);
+    }
+
     const CREDENTIALS: &str = "# comment\n[default]\naws_access_key_id = AKIDDEFAULT\n\
         aws_secret_access_key = secret-default\n\n[ci]\naws_access_key_id=AKIDCI\n\
         aws_secret_access_key=secret-ci\naws_session_token=token-ci\n";
@@ -324,12 +323,7 @@ mod tests {
     fn the_default_profile_answers_what_the_environment_leaves_unset() {
         let (_dir, env) = home(CREDENTIALS, CONFIG, &[]);
         let lookup = AwsProfile::lookup(env).unwrap();
-        assert_eq!(lookup("AWS_ACCESS_KEY_ID").as_deref(), Some("AKIDDEFAULT"));
-        assert_eq!(
-            lookup("AWS_SECRET_ACCESS_KEY").as_deref(),
-            Some("secret-default")
-        );
-        assert_eq!(lookup("AWS_SESSION_TOKEN"), None);
+        assert_credentials(&lookup, [Some("AKIDDEFAULT"), Some("secret-default"), None]);
         assert_eq!(lookup("AWS_REGION").as_deref(), Some("eu-west-1"));
         assert!(lookup("HOME").is_some());
     }
@@ -338,8 +332,10 @@ mod tests {
     fn aws_profile_selects_a_named_profile_and_its_config_section() {
         let (_dir, env) = home(CREDENTIALS, CONFIG, &[("AWS_PROFILE", "ci")]);
         let lookup = AwsProfile::lookup(env).unwrap();
-        assert_eq!(lookup("AWS_ACCESS_KEY_ID").as_deref(), Some("AKIDCI"));
-        assert_eq!(lookup("AWS_SESSION_TOKEN").as_deref(), Some("token-ci"));
+        assert_credentials(
+            &lookup,
+            [Some("AKIDCI"), Some("secret-ci"), Some("token-ci")],
+        );
         assert_eq!(lookup("AWS_REGION").as_deref(), Some("ap-south-1"));
     }
 
@@ -358,12 +354,7 @@ mod tests {
             ],
         );
         let lookup = AwsProfile::lookup(env).unwrap();
-        assert_eq!(lookup("AWS_ACCESS_KEY_ID").as_deref(), Some("AKIDENV"));
-        assert_eq!(
-            lookup("AWS_SECRET_ACCESS_KEY").as_deref(),
-            Some("secret-env")
-        );
-        assert_eq!(lookup("AWS_SESSION_TOKEN"), None);
+        assert_credentials(&lookup, [Some("AKIDENV"), Some("secret-env"), None]);
         assert_eq!(lookup("AWS_REGION").as_deref(), Some("us-east-2"));
         // A leftover token or half a pair: the profile answers all three.
         let (_dir, env) = home(
@@ -375,12 +366,7 @@ mod tests {
             ],
         );
         let lookup = AwsProfile::lookup(env).unwrap();
-        assert_eq!(lookup("AWS_ACCESS_KEY_ID").as_deref(), Some("AKIDDEFAULT"));
-        assert_eq!(
-            lookup("AWS_SECRET_ACCESS_KEY").as_deref(),
-            Some("secret-default")
-        );
-        assert_eq!(lookup("AWS_SESSION_TOKEN"), None);
+        assert_credentials(&lookup, [Some("AKIDDEFAULT"), Some("secret-default"), None]);
         let (_dir, env) = home(CREDENTIALS, CONFIG, &[("AWS_DEFAULT_REGION", "us-west-2")]);
         assert_eq!(AwsProfile::lookup(env).unwrap()("AWS_REGION"), None);
     }

@@ -5,8 +5,9 @@
 //! variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`), a shared profile when the caller's lookup is
 //! wrapped by [`AwsProfile::lookup`](crate::AwsProfile::lookup), web
-//! identity, ECS container credentials or the instance metadata service; GCS from `GOOGLE_APPLICATION_CREDENTIALS`, a
-//! service account file, or the metadata server. The caller passes the
+//! identity, ECS container credentials or the instance metadata service;
+//! GCS from `GOOGLE_APPLICATION_CREDENTIALS`, a service account file, or the
+//! metadata server. The caller passes the
 //! variable lookup in, so that libraries do not read the environment.
 
 use std::path::{Path, PathBuf};
@@ -153,6 +154,12 @@ const GOOGLE_VARIABLES: [&str; 3] = [
 ];
 
 impl StorageSettings {
+    /// Whether the store is S3: the binaries then read the shared AWS
+    /// profile for credentials.
+    pub fn uses_aws(&self) -> bool {
+        self.driver == DriverKind::S3
+    }
+
     /// Settings for `driver` with every default.
     pub fn new(driver: DriverKind) -> Self {
         Self {

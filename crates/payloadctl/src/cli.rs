@@ -140,12 +140,7 @@ impl KmsArgs {
             return Ok(None);
         };
         let path = self.kms.as_deref().unwrap_or(Path::new("--kek"));
-        let aws = settings
-            .kek
-            .iter()
-            .chain(&settings.decrypt_keks)
-            .any(|uri| payload_kms::is_aws_kek(uri));
-        let env = crate::codecs::process_env(aws)?;
+        let env = crate::codecs::process_env(settings.uses_aws())?;
         let kms = settings
             .build(env.as_ref(), &|p| base.join(p))
             .with_context(|| format!("{}", path.display()))?;
@@ -200,7 +195,7 @@ impl StorageArgs {
         let settings: payload_storage::StorageSettings = toml::from_str(&text)
             .with_context(|| format!("{} is not a storage section", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let env = crate::codecs::process_env(settings.driver == payload_storage::DriverKind::S3)?;
+        let env = crate::codecs::process_env(settings.uses_aws())?;
         let storage = settings
             .build(env.as_ref(), &|p| base.join(p))
             .with_context(|| format!("{}", path.display()))?;
