@@ -66,6 +66,22 @@ struct Counts {
     bytes_retrieved: AtomicU64,
 }
 
+impl Counts {
+    /// Counts one object's final outcome (after verification, for a
+    /// retrieve).
+    fn object<T>(&self, operation: Operation, outcome: &Result<T, StorageError>) {
+        let count = match (operation, outcome) {
+            (Operation::Store, Ok(_)) => &self.stored,
+            (Operation::Retrieve, Ok(_)) => &self.retrieved,
+            (_, Err(StorageError::Missing { .. })) => &self.missing,
+            (_, Err(StorageError::Unavailable { .. })) => &self.unavailable,
+            (_, Err(StorageError::Corrupt { .. })) => &self.corrupt,
+            (_, Err(_)) => &self.refused,
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// What one operation did, for the metrics.
 #[derive(Clone, Copy)]
 enum Operation {
@@ -167,6 +183,7 @@ impl ObjectStoreDriver {
             })
             .await;
         self.record(Operation::Store, started, size, &uploaded);
+        self.counts.object(Operation::Store, &uploaded);
         let outcome = if matches!(uploaded, Ok(false)) {
             "exists"
         } else {
@@ -231,23 +248,31 @@ impl ObjectStoreDriver {
             .await;
         let size = fetched.as_ref().map_or(0, |b| b.len() as u64);
         self.record(Operation::Retrieve, started, size, &fetched);
-        let bytes = fetched?;
+        // The object counts once it is verified: a transfer that worked may
+        // still bring a corrupt object.
+        let payload = fetched.and_then(|bytes| self.verified(key, expected, bytes));
+        self.counts.object(Operation::Retrieve, &payload);
+        payload
+    }
+
+    /// The payload in `bytes`, fetched from `key`, if their SHA-256 is
+    /// `expected` and they are a serialized payload.
+    fn verified(&self, key: &str, expected: &str, bytes: Bytes) -> Result<Payload, StorageError> {
+        let corrupt = |reason: String| StorageError::Corrupt {
+            store: self.label.clone(),
+            key: key.to_owned(),
+            reason,
+        };
         let actual = sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(expected) {
             metrics::counter!("payload_storage_integrity_failures_total", "driver" => self.name.clone())
                 .increment(1);
-            self.counts.retrieved.fetch_sub(1, Ordering::Relaxed);
-            self.counts.corrupt.fetch_add(1, Ordering::Relaxed);
-            return Err(StorageError::Corrupt {
-                store: self.label.clone(),
-                key: key.to_owned(),
-                reason: format!("expected sha256 {expected}, got {actual}"),
-            });
+            return Err(corrupt(format!("expected sha256 {expected}, got {actual}")));
         }
-        Payload::decode(bytes).map_err(|e| StorageError::Corrupt {
-            store: self.label.clone(),
-            key: key.to_owned(),
-            reason: format!("its hash matches but it is not a serialized payload ({e})"),
+        Payload::decode(bytes).map_err(|e| {
+            corrupt(format!(
+                "its hash matches but it is not a serialized payload ({e})"
+            ))
         })
     }
 
@@ -267,17 +292,11 @@ impl ObjectStoreDriver {
             Err(StorageError::TooLarge { .. }) => "too_large",
             Err(_) => "refused",
         };
-        let c = &self.counts;
-        let (count, bytes_of) = match (operation, outcome) {
-            (Operation::Store, Ok(_)) => (&c.stored, Some(&c.bytes_stored)),
-            (Operation::Retrieve, Ok(_)) => (&c.retrieved, Some(&c.bytes_retrieved)),
-            (_, Err(StorageError::Missing { .. })) => (&c.missing, None),
-            (_, Err(StorageError::Unavailable { .. })) => (&c.unavailable, None),
-            (_, Err(StorageError::Corrupt { .. })) => (&c.corrupt, None),
-            (_, Err(_)) => (&c.refused, None),
-        };
-        count.fetch_add(1, Ordering::Relaxed);
-        if let Some(total) = bytes_of {
+        if outcome.is_ok() {
+            let total = match operation {
+                Operation::Store => &self.counts.bytes_stored,
+                Operation::Retrieve => &self.counts.bytes_retrieved,
+            };
             total.fetch_add(bytes, Ordering::Relaxed);
         }
         metrics::counter!("payload_storage_operations_total", "driver" => driver.clone(), "operation" => op, "result" => result)
